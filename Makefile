@@ -1,0 +1,38 @@
+# Tidewatch — build, run, test.
+GO        ?= go
+BIN       ?= bin/tidewatch
+PKG       := github.com/tidewatch/tidewatch
+VERSION   ?= $(shell cat VERSION 2>/dev/null || echo 0.1.0-dev)
+REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.Revision=$(REVISION) \
+             -X $(PKG)/internal/version.BuildDate=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+# Real peers the integration tests start (Debian packages, installed when missing).
+TEST_PACKAGES := prometheus prometheus-node-exporter clickhouse-server clickhouse-client
+TEST_TIMEOUT  ?= 20m
+
+.PHONY: build run test test-deps bench lint clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/tidewatch
+
+# The quick start: Tidewatch on the embedded store, scraping itself, on :9470.
+run: build
+	./$(BIN) serve --config testdata/tidewatch.yml
+
+test-deps:
+	$(GO) run ./internal/testinfra/cmd/install $(TEST_PACKAGES)
+
+# The whole suite, including the ClickHouse and peer integration tests.
+test: lint test-deps
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./collector/... ./store/... | tee bench.out
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin data bench.out

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/tidewatch/tidewatch/internal/config"
+)
+
+// checkCommand validates files: `check config FILE…`. It prints every
+// problem as file:line: field: message and exits 1 when there is one.
+func checkCommand(args []string, stdout, stderr io.Writer) int {
+	if len(args) < 2 || args[0] != "config" {
+		fmt.Fprintln(stderr, "usage: tidewatch check config FILE...")
+		return 2
+	}
+	logger := slog.New(slog.DiscardHandler)
+	status := 0
+	for _, file := range args[1:] {
+		_, err := config.Load(file, logger)
+		if err == nil {
+			fmt.Fprintf(stdout, "%s: OK\n", file)
+			continue
+		}
+		status = 1
+		var probs config.Problems
+		if errors.As(err, &probs) {
+			for _, p := range probs {
+				fmt.Fprintln(stdout, p.String())
+			}
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: %v\n", file, err)
+	}
+	return status
+}

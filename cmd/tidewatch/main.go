@@ -1,0 +1,49 @@
+// Command tidewatch is Tidewatch's single binary: the service (serve), the
+// configuration checker (check) and build information (version).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: tidewatch <command> [flags]
+
+commands:
+  serve    --config FILE [--web.listen-address ADDR]   run the service
+  check    config FILE                                 validate a configuration file
+  version                                              print build information
+
+Run 'tidewatch <command> --help' for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		defer stop()
+		return serveCommand(ctx, args[1:], stdout, stderr)
+	case "check":
+		return checkCommand(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		return versionCommand(stdout)
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "tidewatch: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}

@@ -1,0 +1,321 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	promconfig "github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/storage"
+	apiv1 "github.com/prometheus/prometheus/web/api/v1"
+
+	"github.com/tidewatch/tidewatch/collector"
+	"github.com/tidewatch/tidewatch/internal/config"
+	"github.com/tidewatch/tidewatch/store"
+	"github.com/tidewatch/tidewatch/web"
+)
+
+func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config", "tidewatch.yml", "configuration file")
+	listen := fs.String("web.listen-address", "", "listen address; overrides web.listen_address")
+	logLevel := fs.String("log.level", "info", "log level: debug, info, warn, error")
+	logFormat := fs.String("log.format", "logfmt", "log format: logfmt or json")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "serve: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	logger, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		fmt.Fprintf(stderr, "serve: %v\n", err)
+		return 2
+	}
+	flags := map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) { flags[f.Name] = f.Value.String() })
+
+	cfg, err := config.Load(*configFile, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "serve: invalid configuration:\n%v\n", err)
+		return 1
+	}
+	if *listen != "" {
+		cfg.Web.ListenAddress = *listen
+	}
+	s, err := newServer(cfg, *configFile, *listen, flags, logger)
+	if err != nil {
+		logger.Error("start", "err", err)
+		return 1
+	}
+	if err := s.run(ctx, stdout); err != nil {
+		logger.Error("tidewatch stopped with an error", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log.level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "logfmt":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("--log.format: %q is neither logfmt nor json", format)
+	}
+}
+
+// server is one running Tidewatch: the store, the collector and the web
+// server, with configuration reload.
+type server struct {
+	logger         *slog.Logger
+	file           string
+	listenOverride string
+	set            *metrics.Set
+
+	mtx sync.Mutex // serialises reloads and guards cfg
+	cfg *config.Config
+
+	store     store.Store
+	collector *collector.Collector
+	web       *web.Server
+	ready     atomic.Bool
+
+	reloadOK      *metrics.Gauge
+	reloadSuccess *metrics.Gauge
+}
+
+func newServer(cfg *config.Config, file, listenOverride string, flags map[string]string, logger *slog.Logger) (*server, error) {
+	set := metrics.NewSet()
+	reg := prometheus.NewRegistry()
+	s := &server{
+		logger: logger, file: file, listenOverride: listenOverride, set: set, cfg: cfg,
+		reloadOK:      set.NewGauge("tidewatch_config_last_reload_successful", nil),
+		reloadSuccess: set.NewGauge("tidewatch_config_last_reload_success_timestamp_seconds", nil),
+	}
+	st, err := store.Open(cfg.Storage, logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	s.store = st
+	queryable, ok := st.(storage.SampleAndChunkQueryable)
+	if !ok {
+		st.Close()
+		return nil, fmt.Errorf("storage backend %T cannot serve chunk queries", st)
+	}
+
+	s.collector, err = collector.New(collector.Options{
+		Logger:     logger,
+		Registerer: reg,
+		Metrics:    set,
+		Appendable: store.Instrument(st, store.NewAppendMetrics(set, "scrape")),
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := s.collector.ApplyConfig(cfg.Prom); err != nil {
+		st.Close()
+		return nil, err
+	}
+
+	wo := web.Options{
+		Logger:        logger,
+		Config:        cfg.Web,
+		Metrics:       set,
+		Gatherer:      reg,
+		Registerer:    reg,
+		Engine:        store.NewEngine(cfg.Query, logger, reg),
+		Queryable:     queryable,
+		RemoteWrite:   store.Instrument(st, store.NewAppendMetrics(set, "remote_write")),
+		Targets:       s.collector.Targets(),
+		PromConfig:    s.promConfig,
+		Flags:         flags,
+		LookbackDelta: time.Duration(cfg.Query.LookbackDelta),
+		QueryTimeout:  time.Duration(cfg.Query.Timeout),
+		Reload:        s.reload,
+		Ready:         s.readiness,
+	}
+	if eq, ok := st.(storage.ExemplarQueryable); ok {
+		wo.Exemplars = eq
+	}
+	if ts, ok := st.(apiv1.TSDBAdminStats); ok {
+		wo.TSDB = ts
+	}
+	if cfg.Storage.Type == store.TypeEmbedded {
+		wo.RetentionDescription = cfg.Storage.Embedded.Retention.String()
+	}
+	s.web, err = web.New(wo)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	s.reloadOK.Set(1)
+	s.reloadSuccess.Set(float64(time.Now().Unix()))
+	return s, nil
+}
+
+func (s *server) promConfig() promconfig.Config {
+	s.mtx.Lock()
+	defer s.mtx.Unlock()
+	return *s.cfg.Prom
+}
+
+func (s *server) readiness() error {
+	if !s.ready.Load() {
+		return errors.New("starting or stopping")
+	}
+	if err := s.store.Health(); err != nil {
+		return fmt.Errorf("store degraded: %w", err)
+	}
+	return nil
+}
+
+// run serves until ctx ends, then stops scraping, stops serving, flushes and
+// closes the store, in that order, so that no acknowledged sample is lost.
+func (s *server) run(ctx context.Context, stdout io.Writer) error {
+	addr := s.cfg.Web.ListenAddress
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		s.store.Close()
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	scheme := "http"
+	if s.cfg.Web.TLSServerConfig.CertFile != "" {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "Tidewatch is serving on %s://%s (config %s)\n", scheme, displayAddr(l.Addr()), s.file)
+
+	webCtx, stopWeb := context.WithCancel(context.Background())
+	defer stopWeb()
+	webErr := make(chan error, 1)
+	go func() { webErr <- s.web.Run(webCtx, l) }()
+
+	collectCtx, stopCollect := context.WithCancel(context.Background())
+	defer stopCollect()
+	collectDone := make(chan error, 1)
+	go func() { collectDone <- s.collector.Run(collectCtx) }()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	s.ready.Store(true)
+	s.logger.Info("tidewatch started", "listen", l.Addr().String(), "storage", s.cfg.Storage.Type)
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			s.logger.Info("shutting down")
+			break loop
+		case <-hup:
+			if err := s.reload(); err != nil {
+				s.logger.Error("reload failed; the previous configuration keeps running", "err", err)
+			}
+		case err := <-webErr:
+			runErr = fmt.Errorf("web server: %w", err)
+			webErr <- nil
+			break loop
+		case err := <-collectDone:
+			runErr = fmt.Errorf("collector stopped: %w", err)
+			collectDone <- nil
+			break loop
+		}
+	}
+	s.ready.Store(false)
+	stopCollect()
+	if err := <-collectDone; err != nil && runErr == nil {
+		runErr = err
+	}
+	stopWeb()
+	if err := <-webErr; err != nil && runErr == nil {
+		runErr = err
+	}
+	flushCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.store.Flush(flushCtx); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("flush store: %w", err))
+	}
+	if err := s.store.Close(); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("close store: %w", err))
+	}
+	s.logger.Info("tidewatch stopped")
+	return runErr
+}
+
+// reload re-reads the configuration file and applies it. On error the
+// running configuration is kept.
+func (s *server) reload() (err error) {
+	s.mtx.Lock()
+	defer s.mtx.Unlock()
+	defer func() {
+		if err != nil {
+			s.reloadOK.Set(0)
+			return
+		}
+		s.reloadOK.Set(1)
+		s.reloadSuccess.Set(float64(time.Now().Unix()))
+	}()
+	cfg, err := config.Load(s.file, s.logger)
+	if err != nil {
+		return err
+	}
+	if s.listenOverride != "" {
+		cfg.Web.ListenAddress = s.listenOverride
+	}
+	for name, changed := range map[string]bool{
+		"storage":               !reflect.DeepEqual(cfg.Storage, s.cfg.Storage),
+		"query":                 !reflect.DeepEqual(cfg.Query, s.cfg.Query),
+		"web.listen_address":    cfg.Web.ListenAddress != s.cfg.Web.ListenAddress,
+		"web.tls_server_config": cfg.Web.TLSServerConfig != s.cfg.Web.TLSServerConfig,
+	} {
+		if changed {
+			s.logger.Warn("configuration change needs a restart to take effect", "section", name)
+		}
+	}
+	if err := s.web.ApplyConfig(cfg.Web); err != nil {
+		return err
+	}
+	if err := s.collector.ApplyConfig(cfg.Prom); err != nil {
+		return err
+	}
+	s.cfg = cfg
+	s.logger.Info("configuration reloaded", "file", s.file)
+	return nil
+}
+
+// displayAddr turns a wildcard listen address into one a user can open.
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if host == "" || host == "::" || host == "0.0.0.0" || strings.HasPrefix(host, "[::]") {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}

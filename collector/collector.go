@@ -1,0 +1,198 @@
+// Package collector finds targets and scrapes them into the store.
+//
+// It is Prometheus' own discovery and scrape managers wired to a Tidewatch
+// store: target discovery (static, file, and the registries imported in
+// discovery.go), relabeling, content negotiation between Prometheus text,
+// OpenMetrics and protobuf, limits, staleness markers and the per-scrape
+// series (up, scrape_duration_seconds, …) all behave exactly as in Prometheus.
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	promconfig "github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/discovery"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/scrape"
+	"github.com/prometheus/prometheus/storage"
+
+	// The service discovery mechanisms Tidewatch supports register themselves
+	// with Prometheus' discovery registry when imported. Import only what is
+	// supported; never discovery/install (it pulls in every cloud SDK).
+	_ "github.com/prometheus/prometheus/discovery/file"
+)
+
+// reloadInterval bounds how long a discovered target change takes to reach
+// the scrape loops (Prometheus uses 5 s; a fleet that scales wants faster).
+const reloadInterval = time.Second
+
+// Options are a Collector's dependencies.
+type Options struct {
+	Logger *slog.Logger
+	// Registerer receives the Prometheus libraries' own metrics
+	// (prometheus_target_*, prometheus_sd_*).
+	Registerer prometheus.Registerer
+	// Metrics receives Tidewatch's scrape metrics.
+	Metrics *metrics.Set
+	// Appendable is where scraped samples go.
+	Appendable storage.AppendableV2
+}
+
+// Collector discovers targets and scrapes them. Create it with New, give it a
+// configuration with ApplyConfig, and run it with Run.
+type Collector struct {
+	logger    *slog.Logger
+	discovery *discovery.Manager
+	scrape    *scrape.Manager
+	cancel    context.CancelFunc
+	ctx       context.Context
+
+	mtx     sync.Mutex
+	running bool
+}
+
+// New creates a collector; it starts nothing.
+func New(o Options) (*Collector, error) {
+	if o.Logger == nil || o.Registerer == nil || o.Metrics == nil || o.Appendable == nil {
+		return nil, errors.New("collector: logger, registerer, metrics and appendable are required")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	sdMetrics, err := discovery.CreateAndRegisterSDMetrics(o.Registerer)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("register service discovery metrics: %w", err)
+	}
+	dm := discovery.NewManager(ctx, o.Logger.With("component", "discovery"), o.Registerer, sdMetrics,
+		discovery.Name("scrape"), discovery.Updatert(reloadInterval))
+	if dm == nil {
+		cancel()
+		return nil, errors.New("create discovery manager")
+	}
+	app := &jobCounter{next: o.Appendable, set: o.Metrics}
+	sm, err := scrape.NewManager(&scrape.Options{
+		DiscoveryReloadInterval: model.Duration(reloadInterval),
+	}, o.Logger.With("component", "scrape"), nil, nil, app, o.Registerer)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("create scrape manager: %w", err)
+	}
+	return &Collector{logger: o.Logger, discovery: dm, scrape: sm, ctx: ctx, cancel: cancel}, nil
+}
+
+// ApplyConfig swaps the scrape configuration. On error the previous
+// configuration keeps running. cfg must come from promconfig.Load.
+func (c *Collector) ApplyConfig(cfg *promconfig.Config) error {
+	scfgs, err := cfg.GetScrapeConfigs()
+	if err != nil {
+		return fmt.Errorf("read scrape configs: %w", err)
+	}
+	if err := c.scrape.ApplyConfig(cfg); err != nil {
+		return fmt.Errorf("apply scrape config: %w", err)
+	}
+	sd := make(map[string]discovery.Configs, len(scfgs))
+	for _, sc := range scfgs {
+		sd[sc.JobName] = sc.ServiceDiscoveryConfigs
+	}
+	if err := c.discovery.ApplyConfig(sd); err != nil {
+		return fmt.Errorf("apply discovery config: %w", err)
+	}
+	return nil
+}
+
+// Run discovers and scrapes until ctx ends, then stops every scrape loop.
+// When Run returns no further sample is appended.
+func (c *Collector) Run(ctx context.Context) error {
+	c.mtx.Lock()
+	if c.running {
+		c.mtx.Unlock()
+		return errors.New("collector: already running")
+	}
+	c.running = true
+	c.mtx.Unlock()
+
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := c.discovery.Run(); err != nil && !errors.Is(err, context.Canceled) {
+			c.logger.Error("discovery manager stopped", "err", err)
+		}
+	})
+	done := make(chan error, 1)
+	wg.Go(func() { done <- c.scrape.Run(c.discovery.SyncCh()) })
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-done:
+	}
+	c.scrape.Stop()
+	c.cancel()
+	wg.Wait()
+	return err
+}
+
+// Targets gives the scrape manager's view of targets, for the HTTP API.
+func (c *Collector) Targets() *scrape.Manager { return c.scrape }
+
+// jobCounter counts scrapes and failed scrapes per job from the "up" sample
+// that every scrape appends exactly once.
+type jobCounter struct {
+	next storage.AppendableV2
+	set  *metrics.Set
+	jobs sync.Map // job name -> *jobMetrics
+}
+
+type jobMetrics struct {
+	scrapes, failures *metrics.Counter
+}
+
+func (j *jobCounter) forJob(job string) *jobMetrics {
+	if m, ok := j.jobs.Load(job); ok {
+		return m.(*jobMetrics)
+	}
+	m := &jobMetrics{
+		scrapes:  j.set.GetOrCreateCounter(fmt.Sprintf(`tidewatch_scrapes_total{job=%q}`, job)),
+		failures: j.set.GetOrCreateCounter(fmt.Sprintf(`tidewatch_scrape_failures_total{job=%q}`, job)),
+	}
+	actual, _ := j.jobs.LoadOrStore(job, m)
+	return actual.(*jobMetrics)
+}
+
+func (j *jobCounter) AppenderV2(ctx context.Context) storage.AppenderV2 {
+	return &upCountingAppender{AppenderV2: j.next.AppenderV2(ctx), jc: j}
+}
+
+type upCountingAppender struct {
+	storage.AppenderV2
+	jc   *jobCounter
+	up   labels.Labels
+	upV  float64
+	seen bool
+}
+
+func (a *upCountingAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
+	if h == nil && fh == nil && !value.IsStaleNaN(v) && ls.Get(labels.MetricName) == "up" {
+		a.up, a.upV, a.seen = ls, v, true
+	}
+	return a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
+}
+
+func (a *upCountingAppender) Commit() error {
+	err := a.AppenderV2.Commit()
+	if a.seen {
+		m := a.jc.forJob(a.up.Get(model.JobLabel))
+		m.scrapes.Inc()
+		if a.upV != 1 {
+			m.failures.Inc()
+		}
+	}
+	return err
+}

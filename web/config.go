@@ -1,0 +1,46 @@
+package web
+
+import (
+	"errors"
+)
+
+// Config is the web section of the configuration file.
+type Config struct {
+	// ListenAddress is where the HTTP server listens; --web.listen-address overrides it.
+	ListenAddress string `yaml:"listen_address"`
+	// BearerTokenFile, when set, names a file holding the token that every
+	// endpoint but /-/healthy and /-/ready requires as "Authorization: Bearer <token>".
+	BearerTokenFile string `yaml:"bearer_token_file"`
+	// TLSServerConfig turns on HTTPS when both files are set.
+	TLSServerConfig TLSConfig `yaml:"tls_server_config"`
+	// ExternalURL is the URL under which Tidewatch is reachable, used in links.
+	ExternalURL string `yaml:"external_url"`
+}
+
+// TLSConfig names the server certificate and key.
+type TLSConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// DefaultConfig is the web section used when the file has none.
+var DefaultConfig = Config{ListenAddress: ":9470"}
+
+// UnmarshalYAML applies defaults before decoding.
+func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
+	*c = DefaultConfig
+	type plain Config
+	return unmarshal((*plain)(c))
+}
+
+// Validate checks the section's fields against each other.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.ListenAddress == "" {
+		errs = append(errs, errors.New("web.listen_address: must not be empty"))
+	}
+	if (c.TLSServerConfig.CertFile == "") != (c.TLSServerConfig.KeyFile == "") {
+		errs = append(errs, errors.New("web.tls_server_config: cert_file and key_file must be set together"))
+	}
+	return errors.Join(errs...)
+}
