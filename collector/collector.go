@@ -185,6 +185,15 @@ func (a *upCountingAppender) Append(ref storage.SeriesRef, ls labels.Labels, st,
 	return a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
 }
 
+// GetRef forwards the store's series-reference lookup (the scrape loop's
+// fast path for known series).
+func (a *upCountingAppender) GetRef(ls labels.Labels, hash uint64) (storage.SeriesRef, labels.Labels) {
+	if g, ok := a.AppenderV2.(storage.GetRef); ok {
+		return g.GetRef(ls, hash)
+	}
+	return 0, labels.EmptyLabels()
+}
+
 func (a *upCountingAppender) Commit() error {
 	err := a.AppenderV2.Commit()
 	if a.seen {

@@ -51,14 +51,28 @@ type instrumentedAppender struct {
 	n    int
 }
 
-var _ storage.ExemplarAppenderV2 = (*instrumentedAppender)(nil)
+var (
+	_ storage.ExemplarAppenderV2 = (*instrumentedAppender)(nil)
+	_ storage.GetRef             = (*instrumentedAppender)(nil)
+)
 
 func (a *instrumentedAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
 	ref, err := a.next.Append(ref, ls, st, t, v, h, fh, opts)
-	if err == nil {
-		a.n++
+	if err != nil {
+		a.m.failures.Inc()
+		return ref, err
 	}
-	return ref, err
+	a.n++
+	return ref, nil
+}
+
+// GetRef forwards the backend's series-reference lookup, which the scrape
+// loop and the remote-write handler use to skip hashing known series.
+func (a *instrumentedAppender) GetRef(ls labels.Labels, hash uint64) (storage.SeriesRef, labels.Labels) {
+	if g, ok := a.next.(storage.GetRef); ok {
+		return g.GetRef(ls, hash)
+	}
+	return 0, labels.EmptyLabels()
 }
 
 func (a *instrumentedAppender) AppendExemplars(ref storage.SeriesRef, ls labels.Labels, es []exemplar.Exemplar) (storage.SeriesRef, error) {
