@@ -71,6 +71,9 @@ type Options struct {
 	QueryTimeout  time.Duration
 	// Reload reloads the configuration file (POST /-/reload).
 	Reload func() error
+	// ReloadStatus reports whether the last configuration load succeeded and
+	// when the configuration last loaded successfully.
+	ReloadStatus func() (ok bool, at time.Time)
 	// Ready returns nil when Tidewatch can serve and store, else why not.
 	Ready func() error
 	// RetentionDescription is shown in runtime info.
@@ -94,6 +97,10 @@ func New(o Options) (*Server, error) {
 	if o.Ready == nil {
 		o.Ready = func() error { return nil }
 	}
+	if o.ReloadStatus == nil {
+		started := time.Now()
+		o.ReloadStatus = func() (bool, time.Time) { return true, started }
+	}
 	if o.PromConfig == nil {
 		o.PromConfig = func() promconfig.Config { return promconfig.DefaultConfig }
 	}
@@ -108,19 +115,33 @@ func New(o Options) (*Server, error) {
 // ApplyConfig re-reads the bearer token. The listen address and TLS files
 // are read when Run starts; changing them needs a restart.
 func (s *Server) ApplyConfig(c Config) error {
-	tok := ""
-	if c.BearerTokenFile != "" {
-		b, err := os.ReadFile(c.BearerTokenFile)
-		if err != nil {
-			return fmt.Errorf("read web.bearer_token_file: %w", err)
-		}
-		tok = strings.TrimSpace(string(b))
-		if tok == "" {
-			return fmt.Errorf("web.bearer_token_file %q is empty", c.BearerTokenFile)
-		}
+	tok, err := readToken(c)
+	if err != nil {
+		return err
 	}
 	s.token.Store(&tok)
 	return nil
+}
+
+// CheckConfig reports whether ApplyConfig would accept c, without applying it.
+func CheckConfig(c Config) error {
+	_, err := readToken(c)
+	return err
+}
+
+func readToken(c Config) (string, error) {
+	if c.BearerTokenFile == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(c.BearerTokenFile)
+	if err != nil {
+		return "", fmt.Errorf("read web.bearer_token_file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("web.bearer_token_file %q is empty", c.BearerTokenFile)
+	}
+	return tok, nil
 }
 
 // Handler returns the root handler (for tests and embedding).
@@ -282,12 +303,14 @@ func (s *Server) promAPI() *apiv1.API {
 func (s *Server) runtimeInfo() (apiv1.RuntimeInfo, error) {
 	cwd, _ := os.Getwd()
 	host, _ := os.Hostname()
+	reloadOK, lastConfig := s.o.ReloadStatus()
 	return apiv1.RuntimeInfo{
 		StartTime:           s.started,
 		CWD:                 cwd,
 		Hostname:            host,
 		ServerTime:          time.Now().UTC(),
-		ReloadConfigSuccess: true,
+		ReloadConfigSuccess: reloadOK,
+		LastConfigTime:      lastConfig,
 		GoroutineCount:      runtime.NumGoroutine(),
 		GOMAXPROCS:          runtime.GOMAXPROCS(0),
 		GOGC:                os.Getenv("GOGC"),

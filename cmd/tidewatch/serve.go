@@ -105,6 +105,8 @@ type server struct {
 
 	reloadOK      *metrics.Gauge
 	reloadSuccess *metrics.Gauge
+	lastReloadOK  atomic.Bool
+	lastConfigAt  atomic.Int64 // unix ms of the last successful load
 }
 
 func newServer(cfg *config.Config, file, listenOverride string, flags map[string]string, logger *slog.Logger) (*server, error) {
@@ -156,6 +158,7 @@ func newServer(cfg *config.Config, file, listenOverride string, flags map[string
 		LookbackDelta: time.Duration(cfg.Query.LookbackDelta),
 		QueryTimeout:  time.Duration(cfg.Query.Timeout),
 		Reload:        s.reload,
+		ReloadStatus:  s.reloadStatus,
 		Ready:         s.readiness,
 	}
 	if eq, ok := st.(storage.ExemplarQueryable); ok {
@@ -172,9 +175,24 @@ func newServer(cfg *config.Config, file, listenOverride string, flags map[string
 		st.Close()
 		return nil, err
 	}
-	s.reloadOK.Set(1)
-	s.reloadSuccess.Set(float64(time.Now().Unix()))
+	s.recordReload(true)
 	return s, nil
+}
+
+func (s *server) recordReload(ok bool) {
+	s.lastReloadOK.Store(ok)
+	if !ok {
+		s.reloadOK.Set(0)
+		return
+	}
+	now := time.Now()
+	s.lastConfigAt.Store(now.UnixMilli())
+	s.reloadOK.Set(1)
+	s.reloadSuccess.Set(float64(now.Unix()))
+}
+
+func (s *server) reloadStatus() (bool, time.Time) {
+	return s.lastReloadOK.Load(), time.UnixMilli(s.lastConfigAt.Load())
 }
 
 func (s *server) promConfig() promconfig.Config {
@@ -272,14 +290,7 @@ loop:
 func (s *server) reload() (err error) {
 	s.mtx.Lock()
 	defer s.mtx.Unlock()
-	defer func() {
-		if err != nil {
-			s.reloadOK.Set(0)
-			return
-		}
-		s.reloadOK.Set(1)
-		s.reloadSuccess.Set(float64(time.Now().Unix()))
-	}()
+	defer func() { s.recordReload(err == nil) }()
 	cfg, err := config.Load(s.file, s.logger)
 	if err != nil {
 		return err
@@ -297,10 +308,15 @@ func (s *server) reload() (err error) {
 			s.logger.Warn("configuration change needs a restart to take effect", "section", name)
 		}
 	}
-	if err := s.web.ApplyConfig(cfg.Web); err != nil {
+	// Check every part before applying any, so that a failed reload leaves
+	// the running configuration whole.
+	if err := web.CheckConfig(cfg.Web); err != nil {
 		return err
 	}
 	if err := s.collector.ApplyConfig(cfg.Prom); err != nil {
+		return err
+	}
+	if err := s.web.ApplyConfig(cfg.Web); err != nil {
 		return err
 	}
 	s.cfg = cfg
