@@ -2,12 +2,14 @@ package store
 
 import (
 	"errors"
+	"maps"
 	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
 )
 
 // QueryConfig is the query section: limits of the PromQL engine shared by the
@@ -47,6 +49,19 @@ func (c *QueryConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
+// NewParser returns the PromQL parser shared by the engine, the HTTP API and
+// rule loading. It accepts Prometheus 3's experimental functions
+// (double_exponential_smoothing, sort_by_label, limitk, info…) and, so that
+// Prometheus 2 rule files and dashboards keep working, holt_winters as the
+// name it had before Prometheus 3 renamed it double_exponential_smoothing.
+func NewParser() parser.Parser {
+	fns := maps.Clone(parser.Functions)
+	// The engine dispatches on Function.Name, so the alias points at the
+	// renamed function itself.
+	fns["holt_winters"] = parser.Functions["double_exponential_smoothing"]
+	return parser.NewParser(parser.Options{EnableExperimentalFunctions: true, Functions: fns})
+}
+
 // NewEngine returns the PromQL engine configured by c. Every feature a
 // current Prometheus enables by default (@ modifier, negative offsets) is on.
 // reg receives the engine's metrics (prometheus_engine_*); it may be nil.
@@ -57,6 +72,7 @@ func NewEngine(c QueryConfig, logger *slog.Logger, reg prometheus.Registerer) *p
 		MaxSamples:           c.MaxSamples,
 		Timeout:              time.Duration(c.Timeout),
 		LookbackDelta:        time.Duration(c.LookbackDelta),
+		Parser:               NewParser(),
 		EnableAtModifier:     true,
 		EnableNegativeOffset: true,
 		NoStepSubqueryIntervalFn: func(int64) int64 {

@@ -36,6 +36,7 @@ import (
 	apiv1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/tidewatch/tidewatch/internal/version"
+	"github.com/tidewatch/tidewatch/store"
 )
 
 // Targets is what the API needs from the collector: the scrape manager's view.
@@ -294,7 +295,7 @@ func (s *Server) promAPI() *apiv1.API {
 		nil,
 		nil,
 		apiv1.OpenAPIOptions{},
-		nil,
+		store.NewParser(),
 		false, // query cost estimation
 		o.QueryTimeout,
 	)
