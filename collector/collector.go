@@ -81,6 +81,9 @@ func New(o Options) (*Collector, error) {
 	app := &jobCounter{next: o.Appendable, set: o.Metrics}
 	sm, err := scrape.NewManager(&scrape.Options{
 		DiscoveryReloadInterval: model.Duration(reloadInterval),
+		// Puts the target into the appender's context, so that scrapes are
+		// counted under the configured job name (see jobCounter).
+		PassMetadataInContext: true,
 	}, o.Logger.With("component", "scrape"), nil, nil, app, o.Registerer)
 	if err != nil {
 		cancel()
@@ -143,7 +146,9 @@ func (c *Collector) Run(ctx context.Context) error {
 func (c *Collector) Targets() *scrape.Manager { return c.scrape }
 
 // jobCounter counts scrapes and failed scrapes per job from the "up" sample
-// that every scrape appends exactly once.
+// that every scrape appends exactly once. The job is the scrape config's
+// job_name (the target's job label before relabeling, which may rewrite or
+// drop it), taken from the target the scrape loop puts in the context.
 type jobCounter struct {
 	next storage.AppendableV2
 	set  *metrics.Set
@@ -167,20 +172,25 @@ func (j *jobCounter) forJob(job string) *jobMetrics {
 }
 
 func (j *jobCounter) AppenderV2(ctx context.Context) storage.AppenderV2 {
-	return &upCountingAppender{AppenderV2: j.next.AppenderV2(ctx), jc: j}
+	a := &upCountingAppender{AppenderV2: j.next.AppenderV2(ctx), jc: j}
+	if t, ok := scrape.TargetFromContext(ctx); ok {
+		a.job, a.haveJob = t.DiscoveredLabels(labels.NewBuilder(labels.EmptyLabels())).Get(model.JobLabel), true
+	}
+	return a
 }
 
 type upCountingAppender struct {
 	storage.AppenderV2
-	jc   *jobCounter
-	up   labels.Labels
-	upV  float64
-	seen bool
+	jc      *jobCounter
+	job     string
+	haveJob bool
+	upV     float64
+	seen    bool
 }
 
 func (a *upCountingAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
-	if h == nil && fh == nil && !value.IsStaleNaN(v) && ls.Get(labels.MetricName) == "up" {
-		a.up, a.upV, a.seen = ls, v, true
+	if a.haveJob && h == nil && fh == nil && !value.IsStaleNaN(v) && ls.Get(labels.MetricName) == "up" {
+		a.upV, a.seen = v, true
 	}
 	return a.AppenderV2.Append(ref, ls, st, t, v, h, fh, opts)
 }
@@ -197,7 +207,7 @@ func (a *upCountingAppender) GetRef(ls labels.Labels, hash uint64) (storage.Seri
 func (a *upCountingAppender) Commit() error {
 	err := a.AppenderV2.Commit()
 	if a.seen {
-		m := a.jc.forJob(a.up.Get(model.JobLabel))
+		m := a.jc.forJob(a.job)
 		m.scrapes.Inc()
 		if a.upV != 1 {
 			m.failures.Inc()
