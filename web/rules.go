@@ -2,7 +2,7 @@ package web
 
 import "github.com/prometheus/prometheus/rules"
 
-// noRules serves empty rule and alert lists until rule evaluation is wired.
+// noRules serves empty rule and alert lists while no rule files are loaded.
 type noRules struct{}
 
 func (noRules) RuleGroups() []*rules.Group           { return nil }

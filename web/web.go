@@ -65,6 +65,14 @@ type Options struct {
 	RemoteWrite storage.AppendableV2
 	Targets     Targets
 
+	// Rules and Alertmanagers serve /api/v1/rules, /api/v1/alerts and
+	// /api/v1/alertmanagers; nil means none.
+	Rules         apiv1.RulesRetriever
+	Alertmanagers apiv1.AlertmanagerRetriever
+	// Routes lets feature packages (alerting, autoscaler, probes) mount their
+	// own endpoints; each is called once with the authenticated router group.
+	Routes []func(r gin.IRouter)
+
 	// PromConfig returns the Prometheus view of the running configuration.
 	PromConfig    func() promconfig.Config
 	Flags         map[string]string
@@ -101,6 +109,12 @@ func New(o Options) (*Server, error) {
 	if o.ReloadStatus == nil {
 		started := time.Now()
 		o.ReloadStatus = func() (bool, time.Time) { return true, started }
+	}
+	if o.Rules == nil {
+		o.Rules = noRules{}
+	}
+	if o.Alertmanagers == nil {
+		o.Alertmanagers = noAlertmanagers{}
 	}
 	if o.PromConfig == nil {
 		o.PromConfig = func() promconfig.Config { return promconfig.DefaultConfig }
@@ -196,6 +210,9 @@ var apiRoutes = []struct{ method, path string }{
 	{"GET", "/status/config"},
 	{"GET", "/status/flags"},
 	{"GET", "/features"},
+	{"GET", "/rules"},
+	{"GET", "/alerts"},
+	{"GET", "/alertmanagers"},
 	{"POST", "/read"},
 }
 
@@ -240,6 +257,9 @@ func (s *Server) router() http.Handler {
 		mount(tsdbRoutes)
 	}
 	authed.POST("/api/v1/write", s.storeHealthy, h)
+	for _, mount := range s.o.Routes {
+		mount(authed)
+	}
 	r.NoRoute(func(c *gin.Context) {
 		c.String(http.StatusNotFound, "404 page not found")
 	})
@@ -262,7 +282,7 @@ func (s *Server) promAPI() *apiv1.API {
 		eq,
 		func(context.Context) apiv1.ScrapePoolsRetriever { return o.Targets },
 		func(context.Context) apiv1.TargetRetriever { return o.Targets },
-		func(context.Context) apiv1.AlertmanagerRetriever { return noAlertmanagers{} },
+		func(context.Context) apiv1.AlertmanagerRetriever { return o.Alertmanagers },
 		o.PromConfig,
 		o.Flags,
 		apiv1.GlobalURLOptions{ListenAddress: o.Config.ListenAddress, Host: ext.Host, Scheme: ext.Scheme},
@@ -273,7 +293,7 @@ func (s *Server) promAPI() *apiv1.API {
 		false, // search API off
 		0,
 		s.logger,
-		func(context.Context) apiv1.RulesRetriever { return noRules{} },
+		func(context.Context) apiv1.RulesRetriever { return o.Rules },
 		50_000_000, // remote read sample limit
 		10,         // remote read concurrency
 		1<<20,      // remote read max bytes in frame
@@ -445,6 +465,7 @@ func externalURL(c Config) (*url.URL, error) {
 	return &url.URL{Scheme: scheme, Host: net.JoinHostPort(host, port)}, nil
 }
 
+// noAlertmanagers serves an empty list while no Alertmanager is configured.
 type noAlertmanagers struct{}
 
 func (noAlertmanagers) Alertmanagers() []*url.URL        { return nil }
