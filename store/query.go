@@ -2,8 +2,8 @@ package store
 
 import (
 	"errors"
-	"maps"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
