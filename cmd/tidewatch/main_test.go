@@ -118,14 +118,7 @@ func (tw *twInstance) start() {
 	tw.proc = p
 	ctx, cancel := context.WithTimeout(tw.t.Context(), 60*time.Second)
 	defer cancel()
-	go func() {
-		select {
-		case <-p.Done():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	if err := testinfra.WaitHTTP(ctx, tw.url+"/-/ready", nil); err != nil {
+	if err := p.WaitHTTP(ctx, tw.url+"/-/ready", nil); err != nil {
 		tw.t.Fatalf("tidewatch (pid %d) not ready: %v (exited: %v, %v)\n%s", p.PID, err, p.Exited(), p.Err(), p.Tail(40))
 	}
 }

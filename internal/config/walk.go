@@ -159,22 +159,19 @@ func (w *walker) decodeLeaf(n *yaml3.Node, t reflect.Type, path string, line int
 // decodeWhole re-encodes n and decodes it with yaml.v2 into a new t, reporting
 // the decoder's errors at line (errors inside a snippet have no useful line).
 func (w *walker) decodeWhole(n *yaml3.Node, t reflect.Type, path string, line int) {
-	text, err := yaml3.Marshal(n)
-	if err != nil {
-		w.report(line, path, "%v", err)
-		return
-	}
-	if err := yaml2.UnmarshalStrict(text, reflect.New(t).Interface()); err != nil {
-		for _, e := range splitYAMLError(err) {
-			w.report(line, path, "%s", e.msg)
-		}
-	}
+	w.decodeAs(n, t, path, line, func(string) (int, string) { return line, path })
 }
 
 // decodeStruct decodes a mapping whose fields are fine with yaml.v2, so that the
 // type's UnmarshalYAML checks them together; its errors have no line, so they
 // go to the key they name when known (see hints), else to line.
 func (w *walker) decodeStruct(n *yaml3.Node, t reflect.Type, path string, line int) {
+	w.decodeAs(n, t, path, line, func(msg string) (int, string) { return hintLine(n, path, line, msg) })
+}
+
+// decodeAs decodes n into a new t with yaml.v2 and reports each error where
+// place puts it.
+func (w *walker) decodeAs(n *yaml3.Node, t reflect.Type, path string, line int, place func(msg string) (int, string)) {
 	text, err := yaml3.Marshal(n)
 	if err != nil {
 		w.report(line, path, "%v", err)
@@ -182,7 +179,7 @@ func (w *walker) decodeStruct(n *yaml3.Node, t reflect.Type, path string, line i
 	}
 	if err := yaml2.UnmarshalStrict(text, reflect.New(t).Interface()); err != nil {
 		for _, e := range splitYAMLError(err) {
-			l, f := hintLine(n, path, line, e.msg)
+			l, f := place(e.msg)
 			w.report(l, f, "%s", e.msg)
 		}
 	}

@@ -214,11 +214,10 @@ func WaitHTTP(ctx context.Context, url string, want func(status int, body []byte
 	}
 }
 
-// waitReady waits for url like WaitHTTP, gives up early when p exits, and
-// fails or skips the test by the CI rule when p does not become ready.
-func waitReady(t testing.TB, p *Process, url string, want func(int, []byte) bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), readyTimeout)
+// WaitHTTP polls url like the package-level WaitHTTP, and gives up as soon
+// as p exits.
+func (p *Process) WaitHTTP(ctx context.Context, url string, want func(status int, body []byte) bool) error {
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
 		select {
@@ -227,8 +226,17 @@ func waitReady(t testing.TB, p *Process, url string, want func(int, []byte) bool
 		case <-ctx.Done():
 		}
 	}()
+	return WaitHTTP(ctx, url, want)
+}
+
+// waitReady waits for url like WaitHTTP, gives up early when p exits, and
+// fails or skips the test by the CI rule when p does not become ready.
+func waitReady(t testing.TB, p *Process, url string, want func(int, []byte) bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), readyTimeout)
+	defer cancel()
 	start := time.Now()
-	err := WaitHTTP(ctx, url, want)
+	err := p.WaitHTTP(ctx, url, want)
 	if err == nil {
 		t.Logf("%s ready at %s in %s (pid %d)", p.Name, url, time.Since(start).Round(time.Millisecond), p.PID)
 		return
