@@ -3,24 +3,28 @@ package store
 import (
 	"fmt"
 
+	"github.com/tidewatch/tidewatch/store/clickhouse"
 	"github.com/tidewatch/tidewatch/store/embedded"
 )
 
 // Backend types accepted in storage.type.
 const (
-	TypeEmbedded = "embedded"
+	TypeEmbedded   = "embedded"
+	TypeClickHouse = "clickhouse"
 )
 
 // Config is the storage section of the configuration file.
 type Config struct {
-	Type     string          `yaml:"type"`
-	Embedded embedded.Config `yaml:"embedded"`
+	Type       string            `yaml:"type"`
+	Embedded   embedded.Config   `yaml:"embedded"`
+	ClickHouse clickhouse.Config `yaml:"clickhouse"`
 }
 
 // DefaultConfig is the storage section used when the file has none.
 var DefaultConfig = Config{
-	Type:     TypeEmbedded,
-	Embedded: embedded.DefaultConfig,
+	Type:       TypeEmbedded,
+	Embedded:   embedded.DefaultConfig,
+	ClickHouse: clickhouse.DefaultConfig,
 }
 
 // UnmarshalYAML applies defaults before decoding.
@@ -30,12 +34,21 @@ func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
 	return unmarshal((*plain)(c))
 }
 
+// SetDirectory makes the backends' credential and TLS file paths relative to
+// dir, the configuration file's directory. Data paths (embedded.path,
+// clickhouse.queue.path) stay relative to the working directory.
+func (c *Config) SetDirectory(dir string) {
+	c.ClickHouse.SetDirectory(dir)
+}
+
 // Validate checks the section's fields against each other.
 func (c *Config) Validate() error {
 	switch c.Type {
 	case TypeEmbedded:
 		return c.Embedded.Validate()
+	case TypeClickHouse:
+		return c.ClickHouse.Validate()
 	default:
-		return fmt.Errorf("storage.type: unknown backend %q (supported: %s)", c.Type, TypeEmbedded)
+		return fmt.Errorf("storage.type: unknown backend %q (supported: %s, %s)", c.Type, TypeEmbedded, TypeClickHouse)
 	}
 }

@@ -18,7 +18,7 @@ func openEmbedded(t *testing.T, dir string) store.Store {
 	cfg.Type = store.TypeEmbedded
 	cfg.Embedded = embedded.DefaultConfig
 	cfg.Embedded.Path = dir
-	st, err := store.Open(cfg, slog.New(slog.DiscardHandler), nil)
+	st, err := store.Open(cfg, slog.New(slog.DiscardHandler), nil, nil)
 	if err != nil {
 		t.Fatalf("open embedded store in %s: %v", dir, err)
 	}
@@ -35,7 +35,7 @@ func TestEmbeddedConformanceOutOfOrderWindow(t *testing.T) {
 		cfg := store.Config{Type: store.TypeEmbedded, Embedded: embedded.DefaultConfig}
 		cfg.Embedded.Path = dir
 		cfg.Embedded.OutOfOrderTimeWindow = model.Duration(time.Hour)
-		st, err := store.Open(cfg, slog.New(slog.DiscardHandler), nil)
+		st, err := store.Open(cfg, slog.New(slog.DiscardHandler), nil, nil)
 		if err != nil {
 			t.Fatalf("open embedded store in %s: %v", dir, err)
 		}

@@ -2,6 +2,8 @@ package web
 
 import (
 	"errors"
+
+	"github.com/prometheus/common/config"
 )
 
 // Config is the web section of the configuration file.
@@ -31,6 +33,14 @@ func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
 	*c = DefaultConfig
 	type plain Config
 	return unmarshal((*plain)(c))
+}
+
+// SetDirectory makes the section's file paths relative to dir, the
+// configuration file's directory.
+func (c *Config) SetDirectory(dir string) {
+	c.BearerTokenFile = config.JoinDir(dir, c.BearerTokenFile)
+	c.TLSServerConfig.CertFile = config.JoinDir(dir, c.TLSServerConfig.CertFile)
+	c.TLSServerConfig.KeyFile = config.JoinDir(dir, c.TLSServerConfig.KeyFile)
 }
 
 // Validate checks the section's fields against each other.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -135,11 +137,14 @@ func (e *env) setReady(err error) {
 	e.notReady.Store(&err)
 }
 
-// write commits float samples at t0+i*15s for each series.
+// write commits float samples at t0+i*15s for each series, creating the
+// series in sorted order: /api/v1/series with one matcher set returns series
+// unsorted (in creation order on the embedded store), as Prometheus does.
 func (e *env) write(t *testing.T, series map[string][]float64) {
 	t.Helper()
 	app := e.db.AppenderV2(context.Background())
-	for s, vs := range series {
+	for _, s := range slices.Sorted(maps.Keys(series)) {
+		vs := series[s]
 		ls, err := parser.NewParser(parser.Options{}).ParseMetric(s)
 		if err != nil {
 			t.Fatal(err)

@@ -117,7 +117,7 @@ func newServer(cfg *config.Config, file, listenOverride string, flags map[string
 		reloadOK:      set.NewGauge("tidewatch_config_last_reload_successful", nil),
 		reloadSuccess: set.NewGauge("tidewatch_config_last_reload_success_timestamp_seconds", nil),
 	}
-	st, err := store.Open(cfg.Storage, logger, reg)
+	st, err := store.Open(cfg.Storage, logger, reg, set)
 	if err != nil {
 		return nil, err
 	}

@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strings"
 
-	commoncfg "github.com/prometheus/common/config"
 	promconfig "github.com/prometheus/prometheus/config"
 	_ "github.com/prometheus/prometheus/discovery/file" // registers file_sd_configs
 	yaml2 "go.yaml.in/yaml/v2"
@@ -470,12 +469,7 @@ func errorMessages(err error) []string {
 // resolvePaths makes a section's file paths relative to dir, the config file's
 // directory, as Prometheus does for its *_file fields.
 func resolvePaths(section any, dir string) {
-	switch s := section.(type) {
-	case *web.Config:
-		s.BearerTokenFile = commoncfg.JoinDir(dir, s.BearerTokenFile)
-		s.TLSServerConfig.CertFile = commoncfg.JoinDir(dir, s.TLSServerConfig.CertFile)
-		s.TLSServerConfig.KeyFile = commoncfg.JoinDir(dir, s.TLSServerConfig.KeyFile)
-	case interface{ SetDirectory(string) }:
+	if s, ok := section.(interface{ SetDirectory(string) }); ok {
 		s.SetDirectory(dir)
 	}
 }
