@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -184,7 +185,11 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 	return &seriesSet{series: series}
 }
 
-// readSamples fills in the samples of series in [mint, maxt].
+// readSamples fills in the samples of series in [mint, maxt]. The rows
+// come without ORDER BY: sorting on the server would hold back the whole
+// result until the last row is read, while rows of one part arrive sorted
+// by (hour, fingerprint, timestamp) anyway. Each series' samples are put
+// in order (and rid of duplicates from retried inserts) in Go.
 func (q *querier) readSamples(ctx context.Context, mint, maxt int64, ms []*labels.Matcher, series []*selectedSeries, byFp map[uint64]*selectedSeries) error {
 	sch := q.s.names
 	in := "IN"
@@ -207,9 +212,11 @@ func (q *querier) readSamples(ctx context.Context, mint, maxt int64, ms []*label
 		fpCond = fmt.Sprintf("fingerprint %s (SELECT fingerprint FROM %s WHERE %s)", in, sch.table(tableSeries), where)
 		args = wargs
 	}
-	args = append(args, mint, maxt)
-	stmt := fmt.Sprintf("SELECT fingerprint, timestamp, value FROM %s WHERE %s AND timestamp >= ? AND timestamp <= ? ORDER BY fingerprint, timestamp",
-		sch.table(tableSamples), fpCond)
+	// The hour condition selects primary key ranges; the timestamp
+	// condition trims their ends.
+	args = append(args, mint/hourMillis, maxt/hourMillis, mint, maxt)
+	stmt := fmt.Sprintf("SELECT fingerprint, timestamp, value FROM %s WHERE %s AND %s >= ? AND %[3]s <= ? AND timestamp >= ? AND timestamp <= ?",
+		sch.table(tableSamples), fpCond, sampleHour)
 	rows, err := q.s.conn.Query(ctx, stmt, args...)
 	if err != nil {
 		return fmt.Errorf("select samples from %s: %w", sch.table(tableSamples), err)
@@ -223,8 +230,9 @@ func (q *querier) readSamples(ctx context.Context, mint, maxt int64, ms []*label
 		t   int64
 		v   float64
 	)
+	dest := []any{&fp, &t, &v} // one slice for all rows: Scan(&fp, &t, &v) allocates per call
 	for rows.Next() {
-		if err := rows.Scan(&fp, &t, &v); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("read samples: %w", err)
 		}
 		n++
@@ -234,16 +242,13 @@ func (q *querier) readSamples(ctx context.Context, mint, maxt int64, ms []*label
 				continue // a series the matchers rejected, or new since
 			}
 		}
-		if k := len(cur.ts); k > 0 && cur.ts[k-1] == t {
-			continue // a duplicate from a retried insert, not merged yet
-		}
-		if len(cur.ts) >= limit || n > limit*2 {
+		// Duplicates are not removed yet: allow for some.
+		if n > limit*2 {
 			q.s.metrics.queryLimitHits.Inc()
 			return fmt.Errorf("%w: more than storage.clickhouse.query.max_samples=%d for %s", ErrTooManySamples, limit, matchersString(ms))
 		}
 		cur.ts = append(cur.ts, t)
 		cur.vs = append(cur.vs, v)
-		cur.got = true
 	}
 	q.s.metrics.queryRowsRead.Add(n)
 	if err := rows.Err(); err != nil {
@@ -251,6 +256,8 @@ func (q *querier) readSamples(ctx context.Context, mint, maxt int64, ms []*label
 	}
 	total := 0
 	for _, ss := range series {
+		ss.sortSamples()
+		ss.got = len(ss.ts) > 0
 		total += len(ss.ts)
 	}
 	if total > limit {
@@ -258,6 +265,34 @@ func (q *querier) readSamples(ctx context.Context, mint, maxt int64, ms []*label
 		return fmt.Errorf("%w: %d samples, more than storage.clickhouse.query.max_samples=%d for %s", ErrTooManySamples, total, limit, matchersString(ms))
 	}
 	return nil
+}
+
+// sortSamples puts the samples in timestamp order and drops repeated
+// timestamps (the duplicates of a retried insert, not merged yet), keeping
+// the first.
+func (ss *selectedSeries) sortSamples() {
+	if !slices.IsSorted(ss.ts) {
+		sort.Stable(byTimestamp{ss})
+	}
+	k := 0
+	for i := range ss.ts {
+		if i > 0 && ss.ts[i] == ss.ts[k-1] {
+			continue
+		}
+		ss.ts[k], ss.vs[k] = ss.ts[i], ss.vs[i]
+		k++
+	}
+	ss.ts, ss.vs = ss.ts[:k], ss.vs[:k]
+}
+
+// byTimestamp sorts a series' parallel timestamp and value slices.
+type byTimestamp struct{ *selectedSeries }
+
+func (b byTimestamp) Len() int           { return len(b.ts) }
+func (b byTimestamp) Less(i, j int) bool { return b.ts[i] < b.ts[j] }
+func (b byTimestamp) Swap(i, j int) {
+	b.ts[i], b.ts[j] = b.ts[j], b.ts[i]
+	b.vs[i], b.vs[j] = b.vs[j], b.vs[i]
 }
 
 func matchAll(ms []*labels.Matcher, ls labels.Labels) bool {
