@@ -440,6 +440,11 @@ func (s *Server) instrument() gin.HandlerFunc {
 	}
 }
 
+// ExternalURL is the URL Tidewatch is reachable at: web.external_url or,
+// as in Prometheus, http://<hostname>:<port>. On error it also returns the
+// default.
+func ExternalURL(c Config) (*url.URL, error) { return externalURL(c) }
+
 // externalURL is web.external_url or, as in Prometheus, http://<hostname>:<port>.
 func externalURL(c Config) (*url.URL, error) {
 	if c.ExternalURL != "" {

@@ -16,6 +16,7 @@ const usage = `usage: tidewatch <command> [flags]
 commands:
   serve    --config FILE [--web.listen-address ADDR]   run the service
   check    config FILE                                 validate a configuration file
+  check    rules FILE...                               validate Prometheus rule files
   version                                              print build information
 
 Run 'tidewatch <command> --help' for a command's flags.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -18,11 +19,13 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/storage"
 	apiv1 "github.com/prometheus/prometheus/web/api/v1"
 
+	"github.com/tidewatch/tidewatch/alerting"
 	"github.com/tidewatch/tidewatch/collector"
 	"github.com/tidewatch/tidewatch/internal/config"
 	"github.com/tidewatch/tidewatch/store"
@@ -100,6 +103,7 @@ type server struct {
 
 	store     store.Store
 	collector *collector.Collector
+	alerting  *alerting.Alerting
 	web       *web.Server
 	ready     atomic.Bool
 
@@ -143,13 +147,39 @@ func newServer(cfg *config.Config, file, listenOverride string, flags map[string
 		return nil, err
 	}
 
+	engine := store.NewEngine(cfg.Query, logger, reg)
+	extURL, err := web.ExternalURL(cfg.Web)
+	if err != nil {
+		logger.Warn("web.external_url is not a URL; using the default", "err", err)
+	}
+	s.alerting, err = alerting.New(alerting.Options{
+		Logger:                 logger,
+		Registerer:             reg,
+		Metrics:                set,
+		Engine:                 engine,
+		Queryable:              st,
+		Appendable:             st,
+		ExternalURL:            extURL,
+		DataDir:                notificationsDir(cfg),
+		NotificationsRetention: time.Duration(cfg.Notifications.Retention),
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := s.alerting.ApplyConfig(cfg.Prom, cfg.Notifications); err != nil {
+		s.alerting.Close()
+		st.Close()
+		return nil, err
+	}
+
 	wo := web.Options{
 		Logger:        logger,
 		Config:        cfg.Web,
 		Metrics:       set,
 		Gatherer:      reg,
 		Registerer:    reg,
-		Engine:        store.NewEngine(cfg.Query, logger, reg),
+		Engine:        engine,
 		Queryable:     queryable,
 		RemoteWrite:   store.Instrument(st, store.NewAppendMetrics(set, "remote_write")),
 		Targets:       s.collector.Targets(),
@@ -160,6 +190,9 @@ func newServer(cfg *config.Config, file, listenOverride string, flags map[string
 		Reload:        s.reload,
 		ReloadStatus:  s.reloadStatus,
 		Ready:         s.readiness,
+		Rules:         s.alerting.Rules(),
+		Alertmanagers: s.alerting.Alertmanagers(),
+		Routes:        []func(gin.IRouter){s.alerting.Routes},
 	}
 	if eq, ok := st.(storage.ExemplarQueryable); ok {
 		wo.Exemplars = eq
@@ -172,6 +205,7 @@ func newServer(cfg *config.Config, file, listenOverride string, flags map[string
 	}
 	s.web, err = web.New(wo)
 	if err != nil {
+		s.alerting.Close()
 		st.Close()
 		return nil, err
 	}
@@ -236,6 +270,11 @@ func (s *server) run(ctx context.Context, stdout io.Writer) error {
 	collectDone := make(chan error, 1)
 	go func() { collectDone <- s.collector.Run(collectCtx) }()
 
+	alertCtx, stopAlerting := context.WithCancel(context.Background())
+	defer stopAlerting()
+	alertDone := make(chan error, 1)
+	go func() { alertDone <- s.alerting.Run(alertCtx) }()
+
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -262,11 +301,20 @@ loop:
 			runErr = fmt.Errorf("collector stopped: %w", err)
 			collectDone <- nil
 			break loop
+		case err := <-alertDone:
+			runErr = fmt.Errorf("alerting stopped: %w", err)
+			alertDone <- nil
+			break loop
 		}
 	}
 	s.ready.Store(false)
 	stopCollect()
 	if err := <-collectDone; err != nil && runErr == nil {
+		runErr = err
+	}
+	// Rules write to the store: stop them before it is flushed.
+	stopAlerting()
+	if err := <-alertDone; err != nil && runErr == nil {
 		runErr = err
 	}
 	stopWeb()
@@ -299,10 +347,11 @@ func (s *server) reload() (err error) {
 		cfg.Web.ListenAddress = s.listenOverride
 	}
 	for name, changed := range map[string]bool{
-		"storage":               !reflect.DeepEqual(cfg.Storage, s.cfg.Storage),
-		"query":                 !reflect.DeepEqual(cfg.Query, s.cfg.Query),
-		"web.listen_address":    cfg.Web.ListenAddress != s.cfg.Web.ListenAddress,
-		"web.tls_server_config": cfg.Web.TLSServerConfig != s.cfg.Web.TLSServerConfig,
+		"storage":                !reflect.DeepEqual(cfg.Storage, s.cfg.Storage),
+		"query":                  !reflect.DeepEqual(cfg.Query, s.cfg.Query),
+		"web.listen_address":     cfg.Web.ListenAddress != s.cfg.Web.ListenAddress,
+		"web.tls_server_config":  cfg.Web.TLSServerConfig != s.cfg.Web.TLSServerConfig,
+		"notifications.data_dir": notificationsDir(cfg) != notificationsDir(s.cfg),
 	} {
 		if changed {
 			s.logger.Warn("configuration change needs a restart to take effect", "section", name)
@@ -311,6 +360,9 @@ func (s *server) reload() (err error) {
 	// Check every part before applying any, so that a failed reload leaves
 	// the running configuration whole.
 	if err := web.CheckConfig(cfg.Web); err != nil {
+		return err
+	}
+	if err := s.alerting.ApplyConfig(cfg.Prom, cfg.Notifications); err != nil {
 		return err
 	}
 	if err := s.collector.ApplyConfig(cfg.Prom); err != nil {
@@ -334,4 +386,17 @@ func displayAddr(a net.Addr) string {
 		host = "localhost"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// notificationsDir is where the built-in notifier keeps silences and its
+// notification log: notifications.data_dir, else "alerting" in the embedded
+// store's directory, else data/alerting.
+func notificationsDir(cfg *config.Config) string {
+	if cfg.Notifications.DataDir != "" {
+		return cfg.Notifications.DataDir
+	}
+	if cfg.Storage.Type == store.TypeEmbedded && cfg.Storage.Embedded.Path != "" {
+		return filepath.Join(cfg.Storage.Embedded.Path, "alerting")
+	}
+	return filepath.Join("data", "alerting")
 }

@@ -14,6 +14,7 @@ import (
 	yaml2 "go.yaml.in/yaml/v2"
 	yaml3 "go.yaml.in/yaml/v3"
 
+	"github.com/tidewatch/tidewatch/alerting/notify"
 	"github.com/tidewatch/tidewatch/store"
 	"github.com/tidewatch/tidewatch/web"
 )
@@ -30,6 +31,11 @@ type Config struct {
 	Global            promconfig.GlobalConfig    `yaml:"global"`
 	ScrapeConfigs     []*promconfig.ScrapeConfig `yaml:"scrape_configs"`
 	ScrapeConfigFiles []string                   `yaml:"scrape_config_files"`
+	// RuleFiles are globs of Prometheus rule files, made absolute against
+	// the config file's directory.
+	RuleFiles []string `yaml:"rule_files"`
+	// Alerting is Prometheus' alerting section (alertmanagers, alert_relabel_configs).
+	Alerting promconfig.AlertingConfig `yaml:"alerting"`
 	// Storage is the storage section. storage.embedded.path stays relative to
 	// the working directory (it is data, not configuration).
 	Storage store.Config      `yaml:"storage"`
@@ -37,6 +43,9 @@ type Config struct {
 	// Web is the web section; bearer_token_file and tls_server_config's
 	// cert_file and key_file are made relative to the config file's directory.
 	Web web.Config `yaml:"web"`
+	// Notifications is the built-in notifier: Alertmanager's route,
+	// inhibit_rules, receivers and templates.
+	Notifications notify.Config `yaml:"notifications"`
 
 	// Prom is the Prometheus view of the file (global, scrape_configs,
 	// scrape_config_files), produced by promconfig.Load so that
