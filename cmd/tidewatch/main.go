@@ -17,6 +17,9 @@ commands:
   serve    --config FILE [--web.listen-address ADDR]   run the service
   check    config FILE                                 validate a configuration file
   check    rules FILE...                               validate Prometheus rule files
+  backtest --config FILE --policy NAME --from T --to T replay a scaling policy over history
+           (or --load FILE.csv [--speedup N]) and report its cost
+  autoscaler explain POLICY [--url URL]                why a running Tidewatch scaled as it did
   version                                              print build information
 
 Run 'tidewatch <command> --help' for a command's flags.
@@ -38,6 +41,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serveCommand(ctx, args[1:], stdout, stderr)
 	case "check":
 		return checkCommand(args[1:], stdout, stderr)
+	case "backtest":
+		return backtestCommand(context.Background(), args[1:], stdout, stderr)
+	case "autoscaler":
+		return autoscalerCommand(context.Background(), args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		return versionCommand(stdout)
 	case "help", "--help", "-h":

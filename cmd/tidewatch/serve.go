@@ -26,6 +26,7 @@ import (
 	apiv1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/tidewatch/tidewatch/alerting"
+	"github.com/tidewatch/tidewatch/autoscaler"
 	"github.com/tidewatch/tidewatch/collector"
 	"github.com/tidewatch/tidewatch/internal/config"
 	"github.com/tidewatch/tidewatch/store"
@@ -107,6 +108,9 @@ type server struct {
 	web       *web.Server
 	ready     atomic.Bool
 
+	// autoscaler evaluates the scaling policies (autoscaling section).
+	autoscaler *autoscaler.Manager
+
 	reloadOK      *metrics.Gauge
 	reloadSuccess *metrics.Gauge
 	lastReloadOK  atomic.Bool
@@ -172,6 +176,21 @@ func newServer(cfg *config.Config, file, listenOverride string, flags map[string
 		st.Close()
 		return nil, err
 	}
+	s.autoscaler, err = autoscaler.New(autoscaler.Options{
+		Logger:     logger,
+		Metrics:    set,
+		Engine:     engine,
+		Queryable:  st,
+		Appendable: store.Instrument(st, store.NewAppendMetrics(set, "autoscaler")),
+	})
+	if err == nil {
+		err = s.autoscaler.ApplyConfig(cfg.Autoscaling)
+	}
+	if err != nil {
+		s.alerting.Close()
+		st.Close()
+		return nil, err
+	}
 
 	wo := web.Options{
 		Logger:        logger,
@@ -192,7 +211,7 @@ func newServer(cfg *config.Config, file, listenOverride string, flags map[string
 		Ready:         s.readiness,
 		Rules:         s.alerting.Rules(),
 		Alertmanagers: s.alerting.Alertmanagers(),
-		Routes:        []func(gin.IRouter){s.alerting.Routes},
+		Routes:        []func(gin.IRouter){s.alerting.Routes, s.autoscaler.Routes},
 	}
 	if eq, ok := st.(storage.ExemplarQueryable); ok {
 		wo.Exemplars = eq
@@ -205,6 +224,7 @@ func newServer(cfg *config.Config, file, listenOverride string, flags map[string
 	}
 	s.web, err = web.New(wo)
 	if err != nil {
+		s.autoscaler.Close()
 		s.alerting.Close()
 		st.Close()
 		return nil, err
@@ -275,6 +295,11 @@ func (s *server) run(ctx context.Context, stdout io.Writer) error {
 	alertDone := make(chan error, 1)
 	go func() { alertDone <- s.alerting.Run(alertCtx) }()
 
+	scaleCtx, stopScaling := context.WithCancel(context.Background())
+	defer stopScaling()
+	scaleDone := make(chan error, 1)
+	go func() { scaleDone <- s.autoscaler.Run(scaleCtx) }()
+
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -317,6 +342,13 @@ loop:
 	if err := <-alertDone; err != nil && runErr == nil {
 		runErr = err
 	}
+	// The autoscaler writes its series to the store too; Close stops the
+	// process backend's instances.
+	stopScaling()
+	if err := <-scaleDone; err != nil && runErr == nil {
+		runErr = err
+	}
+	s.autoscaler.Close()
 	stopWeb()
 	if err := <-webErr; err != nil && runErr == nil {
 		runErr = err
@@ -366,6 +398,9 @@ func (s *server) reload() (err error) {
 		return err
 	}
 	if err := s.collector.ApplyConfig(cfg.Prom); err != nil {
+		return err
+	}
+	if err := s.autoscaler.ApplyConfig(cfg.Autoscaling); err != nil {
 		return err
 	}
 	if err := s.web.ApplyConfig(cfg.Web); err != nil {

@@ -15,6 +15,7 @@ import (
 	yaml3 "go.yaml.in/yaml/v3"
 
 	"github.com/tidewatch/tidewatch/alerting/notify"
+	"github.com/tidewatch/tidewatch/autoscaler"
 	"github.com/tidewatch/tidewatch/store"
 	"github.com/tidewatch/tidewatch/web"
 )
@@ -43,6 +44,8 @@ type Config struct {
 	// Web is the web section; bearer_token_file and tls_server_config's
 	// cert_file and key_file are made relative to the config file's directory.
 	Web web.Config `yaml:"web"`
+	// Autoscaling is the autoscaling section (backends and policies).
+	Autoscaling autoscaler.Config `yaml:"autoscaling"`
 	// Notifications is the built-in notifier: Alertmanager's route,
 	// inhibit_rules, receivers and templates.
 	Notifications notify.Config `yaml:"notifications"`

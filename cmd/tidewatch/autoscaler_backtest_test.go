@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/tidewatch/tidewatch/autoscaler"
+	"github.com/tidewatch/tidewatch/store/embedded"
+)
+
+const backtestPolicy = `
+autoscaling:
+  backends:
+    - {name: hook, type: webhook, url: "http://127.0.0.1:1/scale"}
+  policies:
+    - name: web
+      target: {backend: hook, name: web}
+      min: 1
+      max: 20
+      interval: 15s
+      metrics:
+        - {query: 'sum(web_load)', per_instance: 10}
+      forecast: {method: holt_winters, window: 10m, horizon: 2m}
+`
+
+// TestBacktestStoredHistory writes two hours of a load with a step up and a
+// step down into an embedded store, then backtests over it.
+func TestBacktestStoredHistory(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	cfg := embedded.DefaultConfig
+	cfg.Path = data
+	db, err := embedded.Open(cfg, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().Add(-2 * time.Hour).Truncate(time.Minute)
+	app := db.AppenderV2(context.Background())
+	ls := labels.FromStrings("__name__", "web_load", "instance", "a")
+	for i := range 2 * 60 * 4 {
+		at := start.Add(time.Duration(i) * 15 * time.Second)
+		v := 20.0
+		if i >= 120 && i < 300 { // 30 min to 75 min: a peak of 95
+			v = 95
+		}
+		if _, err := app.Append(0, ls, 0, at.UnixMilli(), v, nil, nil, storage.AppendV2Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "tidewatch.yml")
+	content := fmt.Sprintf("storage:\n  type: embedded\n  embedded: {path: %q}\n%s", data, backtestPolicy)
+	if err := os.WriteFile(file, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	from, to := start.Format(time.RFC3339), start.Add(2*time.Hour).Format(time.RFC3339)
+
+	var out, errb bytes.Buffer
+	if code := run([]string{"backtest", "--config", file, "--policy", "web", "--from", from, "--to", to, "--output", "json"}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var rep autoscaler.BacktestReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if rep.PeakLoad != 95 || len(rep.Runs) != 3 || rep.Evaluations != 480 {
+		t.Fatalf("report: %+v", rep)
+	}
+	pol, hpa, static := rep.Runs[0], rep.Runs[1], rep.Runs[2]
+	if pol.MaxReplicas < 10 || pol.ScaleUps == 0 || pol.ScaleDowns == 0 {
+		t.Errorf("policy run: %+v", pol)
+	}
+	if hpa.MaxReplicas != 10 || static.MinReplicas != 10 || static.ReplicaHours != 20 {
+		t.Errorf("hpa %+v static %+v", hpa, static)
+	}
+
+	out.Reset()
+	if code := run([]string{"backtest", "--config", file, "--policy", "web", "--from", from, "--to", to}, &out, &errb); code != 0 {
+		t.Fatalf("table: exit %d: %s", code, errb.String())
+	}
+	for _, want := range []string{"Backtest of policy web", "scale events", "replica-hours", "hpa_default", "static"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	t.Log("\n" + out.String())
+
+	if code := run([]string{"backtest", "--config", file, "--policy", "nope"}, &out, &errb); code != 1 {
+		t.Errorf("unknown policy: exit %d", code)
+	}
+}
+
+// TestBacktestLoadTrace replays a day of the NASA trace, 60 times faster.
+func TestBacktestLoadTrace(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tidewatch.yml")
+	if err := os.WriteFile(file, []byte(backtestPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	trace, _ := filepath.Abs("../../testdata/autoscaling/nasa-http-1995-first-2-days.csv")
+	var out, errb bytes.Buffer
+	args := []string{"backtest", "--config", file, "--policy", "web", "--load", trace, "--speedup", "60", "--to", "24h", "--output", "json"}
+	if code := run(args, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	var rep autoscaler.BacktestReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	// A day at 60× is 24 simulated minutes: 96 evaluations every 15 s.
+	if rep.Evaluations != 96 || rep.Runs[0].ScaleEvents == 0 {
+		t.Errorf("report: %+v", rep)
+	}
+}

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/tidewatch/tidewatch/autoscaler"
+	"github.com/tidewatch/tidewatch/internal/config"
+	"github.com/tidewatch/tidewatch/store"
+)
+
+// backtestCommand replays a scaling policy over stored history or a
+// recorded load and reports what it would have done and cost.
+func backtestCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("backtest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config", "tidewatch.yml", "configuration file")
+	policyName := fs.String("policy", "", "policy to replay (required)")
+	from := fs.String("from", "", "start: RFC 3339, Unix seconds, or a duration before now (2h); with --load, a duration into the trace (default its start)")
+	to := fs.String("to", "", "end: as --from (default now; with --load, the trace's end)")
+	load := fs.String("load", "", "CSV of a recorded load (time or minute column, value column) to use instead of stored history")
+	speedup := fs.Float64("speedup", 1, "with --load: replay the trace this many times faster")
+	static := fs.Int("static", 0, "replicas of the static baseline (default: enough for the peak load)")
+	output := fs.String("output", "table", "table or json")
+	timeline := fs.Bool("timeline", false, "with --output json: include every scale event")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *policyName == "" || fs.NArg() > 0 || (*output != "table" && *output != "json") {
+		fmt.Fprintln(stderr, "usage: tidewatch backtest --config FILE --policy NAME [--from T --to T | --load FILE.csv [--speedup N]] [--output table|json]")
+		return 2
+	}
+	logger := slog.New(slog.DiscardHandler)
+	cfg, err := config.Load(*configFile, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "backtest: invalid configuration:\n%v\n", err)
+		return 1
+	}
+	pc, ok := cfg.Autoscaling.Policy(*policyName)
+	if !ok {
+		fmt.Fprintf(stderr, "backtest: no policy %q in %s\n", *policyName, *configFile)
+		return 1
+	}
+	bt := autoscaler.Backtest{Policy: pc, Static: *static}
+	if *load != "" {
+		err = loadTrace(&bt, *load, *speedup, *from, *to)
+	} else {
+		err = loadHistory(ctx, &bt, cfg, *from, *to, logger)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "backtest: %v\n", err)
+		return 1
+	}
+	rep, err := bt.Run()
+	if err != nil {
+		fmt.Fprintf(stderr, "backtest: %v\n", err)
+		return 1
+	}
+	if *output == "json" {
+		if !*timeline {
+			for i := range rep.Runs {
+				rep.Runs[i].Timeline = nil
+			}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			fmt.Fprintf(stderr, "backtest: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	rep.Table(stdout)
+	return 0
+}
+
+// traceEpoch is where a replayed trace starts on the simulated clock (a
+// Monday, so that weekday schedules behave).
+var traceEpoch = time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func loadTrace(bt *autoscaler.Backtest, file string, speedup float64, from, to string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	pts, err := autoscaler.ReadLoadCSV(f, traceEpoch, speedup)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", file, err)
+	}
+	offset := func(s string, def time.Time) (time.Time, error) {
+		if s == "" {
+			return def, nil
+		}
+		d, err := parseDuration(s)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("with --load, --from and --to are durations into the trace: %w", err)
+		}
+		return traceEpoch.Add(time.Duration(float64(d) / speedup)), nil
+	}
+	if bt.From, err = offset(from, pts[0].T); err != nil {
+		return err
+	}
+	if bt.To, err = offset(to, pts[len(pts)-1].T.Add(time.Minute/time.Duration(max(speedup, 1)))); err != nil {
+		return err
+	}
+	// Only the first (per_instance) metric has a recorded load; the others
+	// are left empty, which the engine treats as unreadable (never scaling down).
+	bt.Metrics = make([][]autoscaler.Point, len(bt.Policy.Metrics))
+	bt.Metrics[0] = pts
+	return nil
+}
+
+// loadHistory runs each metric's query over the stored history at the
+// policy's interval. The embedded store is opened read-only, so a running
+// Tidewatch may keep serving from it.
+func loadHistory(ctx context.Context, bt *autoscaler.Backtest, cfg *config.Config, from, to string, logger *slog.Logger) error {
+	now := time.Now()
+	var err error
+	if bt.From, err = parseTime(from, now.Add(-time.Hour), now); err != nil {
+		return fmt.Errorf("--from: %w", err)
+	}
+	if bt.To, err = parseTime(to, now, now); err != nil {
+		return fmt.Errorf("--to: %w", err)
+	}
+	var q storage.Queryable
+	switch cfg.Storage.Type {
+	case store.TypeEmbedded:
+		sandbox, err := os.MkdirTemp("", "tidewatch-backtest-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(sandbox)
+		db, err := tsdb.OpenDBReadOnly(cfg.Storage.Embedded.Path, sandbox, logger)
+		if err != nil {
+			return fmt.Errorf("open the embedded store read-only in %s: %w", cfg.Storage.Embedded.Path, err)
+		}
+		defer db.Close()
+		q = db
+	default:
+		st, err := store.Open(cfg.Storage, logger, nil, metrics.NewSet())
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		q = st
+	}
+	engine := store.NewEngine(cfg.Query, logger, nil)
+	pc := bt.Policy
+	step := time.Duration(pc.Interval)
+	start := bt.From
+	if pc.Forecast != nil {
+		start = start.Add(-time.Duration(pc.Forecast.Window))
+	}
+	for _, m := range pc.Metrics {
+		pts, err := rangePoints(ctx, engine, q, m.Query, start, bt.To, step)
+		if err != nil {
+			return fmt.Errorf("query %q: %w", m.Query, err)
+		}
+		bt.Metrics = append(bt.Metrics, pts)
+	}
+	if len(bt.Metrics[0]) == 0 {
+		return fmt.Errorf("the first metric's query %q has no data between %s and %s", pc.Metrics[0].Query, bt.From.Format(time.RFC3339), bt.To.Format(time.RFC3339))
+	}
+	return nil
+}
+
+func rangePoints(ctx context.Context, engine *promql.Engine, q storage.Queryable, query string, start, end time.Time, step time.Duration) ([]autoscaler.Point, error) {
+	qry, err := engine.NewRangeQuery(ctx, q, nil, query, start, end, step)
+	if err != nil {
+		return nil, err
+	}
+	defer qry.Close()
+	res := qry.Exec(ctx)
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	mat, ok := res.Value.(promql.Matrix)
+	if !ok {
+		return nil, fmt.Errorf("not a matrix: %T", res.Value)
+	}
+	switch len(mat) {
+	case 0:
+		return nil, nil
+	case 1:
+	default:
+		return nil, fmt.Errorf("returns %d series; aggregate them (sum, avg, max)", len(mat))
+	}
+	pts := make([]autoscaler.Point, 0, len(mat[0].Floats))
+	for _, p := range mat[0].Floats {
+		pts = append(pts, autoscaler.Point{T: time.UnixMilli(p.T), V: p.F})
+	}
+	return pts, nil
+}
+
+// parseTime reads RFC 3339, Unix seconds, "now", or a duration before now.
+func parseTime(s string, def, now time.Time) (time.Time, error) {
+	switch s {
+	case "":
+		return def, nil
+	case "now":
+		return now, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		return time.Unix(0, int64(f*1e9)), nil
+	}
+	if d, err := parseDuration(strings.TrimPrefix(s, "-")); err == nil {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not RFC 3339, Unix seconds, now, or a duration", s)
+}
+
+// parseDuration accepts Go and Prometheus durations (90m, 1h30m, 2d).
+func parseDuration(s string) (time.Duration, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return d, nil
+	}
+	d, err := model.ParseDuration(s)
+	if err != nil {
+		return 0, errors.New("not a duration: " + s)
+	}
+	return time.Duration(d), nil
+}
