@@ -7,7 +7,8 @@ REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS   := -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.Revision=$(REVISION) \
              -X $(PKG)/internal/version.BuildDate=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 # Real peers the integration tests start (Debian packages, installed when missing).
-TEST_PACKAGES := prometheus prometheus-node-exporter clickhouse-server clickhouse-client zookeeper prometheus-alertmanager
+TEST_PACKAGES := prometheus prometheus-node-exporter clickhouse-server clickhouse-client prometheus-alertmanager \
+                 etcd-server etcd-client zookeeper prometheus-blackbox-exporter haproxy
 TEST_TIMEOUT  ?= 20m
 
 .PHONY: build run test test-deps bench lint clean

@@ -102,6 +102,10 @@ type PolicyConfig struct {
 	OnMetricError OnMetricError    `yaml:"on_metric_error"`
 	Schedule      []ScheduleConfig `yaml:"schedule,omitempty"`
 	DryRun        bool             `yaml:"dry_run"`
+	// Notify sends each scale action (and each dry-run decision that would
+	// change the count) to the notification receivers as a short-lived
+	// TidewatchScaleEvent alert.
+	Notify bool `yaml:"notify"`
 }
 
 // TargetConfig names what a policy scales, in the terms of its backend.

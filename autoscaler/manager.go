@@ -36,6 +36,26 @@ type Options struct {
 	NewBackend func(BackendConfig, *slog.Logger) (backend.Backend, error)
 	// DecisionLog is how many decisions are kept for the API (default 1000).
 	DecisionLog int
+	// OnScaleEvent, when set, receives the scale events of policies with
+	// notify: true: each scale action once the backend answered, and each
+	// dry-run decision that would change the count.
+	OnScaleEvent func(ScaleEvent)
+}
+
+// ScaleEvent is a scale action or dry-run decision told to the
+// notification receivers.
+type ScaleEvent struct {
+	DecisionID string
+	Policy     string
+	Backend    string
+	Target     string
+	// Action is ActionScale or ActionDryRun.
+	Action           string
+	Current, Desired int
+	Reason           string
+	// Error is the backend's error, if the scale call failed.
+	Error string
+	Time  time.Time
 }
 
 // Manager evaluates the configured policies and drives their backends.
@@ -253,8 +273,12 @@ type runner struct {
 	state     State
 	paused    bool
 	lastKnown int // last count the backend reported or was scaled to; -1 unknown
-	seq       int
-	last      *Decision
+	// dryRunTold is the desired count of the last dry-run event sent, so
+	// that a dry-run policy tells the receivers once per new recommendation,
+	// not at every evaluation.
+	dryRunTold int
+	seq        int
+	last       *Decision
 }
 
 func (r *runner) stop() {
@@ -348,6 +372,10 @@ func (r *runner) Evaluate(ctx context.Context) *Decision {
 	if d.Action != ActionNone {
 		m.logger.Info("scaling decision", "policy", c.Name, "action", d.Action, "current", current, "desired", d.Desired, "reason", d.Reason())
 	}
+	if d.Action == ActionDryRun && d.Desired != current && d.Desired != r.dryRunTold {
+		r.dryRunTold = d.Desired
+		r.notify(d, current, "")
+	}
 	r.record(d)
 	return d
 }
@@ -390,13 +418,26 @@ func (r *runner) act(ctx context.Context, d *Decision, current int) {
 	if err != nil {
 		m.metrics.actions(d.Policy, "error").Inc()
 		m.logger.Error("scale", "policy", d.Policy, "backend", r.backendName, "err", err)
+		r.notify(d, current, err.Error())
 		return
 	}
+	r.notify(d, current, "")
 	m.metrics.actions(d.Policy, "success").Inc()
 	r.mtx.Lock()
 	r.state.RecordScale(d.Time, current, replicas)
 	r.lastKnown = replicas
 	r.mtx.Unlock()
+}
+
+// notify hands d to Options.OnScaleEvent when its policy asks for it.
+func (r *runner) notify(d *Decision, current int, errText string) {
+	if r.m.o.OnScaleEvent == nil || !r.policy.Config.Notify {
+		return
+	}
+	r.m.o.OnScaleEvent(ScaleEvent{
+		DecisionID: d.ID, Policy: d.Policy, Backend: r.backendName, Target: targetString(d.Target),
+		Action: d.Action, Current: current, Desired: d.Desired, Reason: d.Reason(), Error: errText, Time: d.Time,
+	})
 }
 
 func (m *Manager) backendConfig(name string) BackendConfig {

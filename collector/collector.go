@@ -1,10 +1,11 @@
 // Package collector finds targets and scrapes them into the store.
 //
 // It is Prometheus' own discovery and scrape managers wired to a Tidewatch
-// store: target discovery (static, file, and the registries imported in
-// discovery.go), relabeling, content negotiation between Prometheus text,
-// OpenMetrics and protobuf, limits, staleness markers and the per-scrape
-// series (up, scrape_duration_seconds, …) all behave exactly as in Prometheus.
+// store: target discovery (static, and every mechanism collector/discovery
+// registers: file, DNS, Consul, etcd, …), relabeling, content negotiation
+// between Prometheus text, OpenMetrics and protobuf, limits, staleness
+// markers and the per-scrape series (up, scrape_duration_seconds, …) all
+// behave exactly as in Prometheus.
 package collector
 
 import (
@@ -26,10 +27,9 @@ import (
 	"github.com/prometheus/prometheus/scrape"
 	"github.com/prometheus/prometheus/storage"
 
-	// The service discovery mechanisms Tidewatch supports register themselves
-	// with Prometheus' discovery registry when imported. Import only what is
-	// supported; never discovery/install (it pulls in every cloud SDK).
-	_ "github.com/prometheus/prometheus/discovery/file"
+	// Imports (and registers) every service discovery mechanism Tidewatch
+	// supports; never discovery/install (it pulls in every cloud SDK).
+	twdiscovery "github.com/tidewatch/tidewatch/collector/discovery"
 )
 
 // reloadInterval bounds how long a discovered target change takes to reach
@@ -54,6 +54,7 @@ type Collector struct {
 	logger    *slog.Logger
 	discovery *discovery.Manager
 	scrape    *scrape.Manager
+	sdMetrics *discovery.SDMetrics
 	cancel    context.CancelFunc
 	ctx       context.Context
 
@@ -66,6 +67,7 @@ func New(o Options) (*Collector, error) {
 	if o.Logger == nil || o.Registerer == nil || o.Metrics == nil || o.Appendable == nil {
 		return nil, errors.New("collector: logger, registerer, metrics and appendable are required")
 	}
+	twdiscovery.Register()
 	ctx, cancel := context.WithCancel(context.Background())
 	sdMetrics, err := discovery.CreateAndRegisterSDMetrics(o.Registerer)
 	if err != nil {
@@ -89,8 +91,13 @@ func New(o Options) (*Collector, error) {
 		cancel()
 		return nil, fmt.Errorf("create scrape manager: %w", err)
 	}
-	return &Collector{logger: o.Logger, discovery: dm, scrape: sm, ctx: ctx, cancel: cancel}, nil
+	return &Collector{logger: o.Logger, discovery: dm, scrape: sm, sdMetrics: sdMetrics, ctx: ctx, cancel: cancel}, nil
 }
+
+// SDMetrics returns the service discovery mechanisms' metrics, registered
+// once in Options.Registerer; other discovery managers (probes,
+// Alertmanagers) sharing that registerer must use these.
+func (c *Collector) SDMetrics() *discovery.SDMetrics { return c.sdMetrics }
 
 // ApplyConfig swaps the scrape configuration. On error the previous
 // configuration keeps running. cfg must come from promconfig.Load.

@@ -22,7 +22,8 @@ import (
 // serve` with a webhook policy whose query returns 10, per_instance 2, min 1,
 // max 10 sends one signed webhook asking for 5 replicas; the same policy in
 // dry-run decides 5 and calls nothing; `tidewatch autoscaler explain` tells
-// why; the decision is stored as series.
+// why; the decision is stored as series; with notify: true both reach the
+// built-in notification receivers as TidewatchScaleEvent alerts.
 func TestAutoscalerServe(t *testing.T) {
 	var mtx sync.Mutex
 	calls := map[string][]webhook.Body{}
@@ -44,6 +45,38 @@ func TestAutoscalerServe(t *testing.T) {
 	}))
 	defer hook.Close()
 
+	// The built-in notifier's webhook receiver: Alertmanager's payload.
+	type amAlert struct {
+		Status      string            `json:"status"`
+		Labels      map[string]string `json:"labels"`
+		Annotations map[string]string `json:"annotations"`
+	}
+	events := map[string]amAlert{}           // policy -> last scale event
+	eventIDs := map[string]map[string]bool{} // policy -> decision ids notified
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var msg struct {
+			Version string    `json:"version"`
+			Alerts  []amAlert `json:"alerts"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&msg); err != nil || msg.Version != "4" {
+			http.Error(w, "not an Alertmanager webhook payload", http.StatusBadRequest)
+			return
+		}
+		mtx.Lock()
+		defer mtx.Unlock()
+		for _, a := range msg.Alerts {
+			if a.Labels["alertname"] == "TidewatchScaleEvent" {
+				p := a.Labels["policy"]
+				events[p] = a
+				if eventIDs[p] == nil {
+					eventIDs[p] = map[string]bool{}
+				}
+				eventIDs[p][a.Labels["decision_id"]] = true
+			}
+		}
+	}))
+	defer receiver.Close()
+
 	tw := newTidewatch(t, "", "")
 	secretFile := filepath.Join(tw.dir, "hook.secret")
 	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
@@ -60,6 +93,7 @@ autoscaling:
       max: 10
       interval: 1s
       metrics: [{query: 'vector(10)', per_instance: 2}]
+      notify: true
     - name: api-dry
       target: {backend: hook, kind: Deployment, namespace: shop, name: api-canary}
       min: 1
@@ -67,7 +101,13 @@ autoscaling:
       interval: 1s
       metrics: [{query: 'vector(10)', per_instance: 2}]
       dry_run: true
-`, hook.URL, secretFile))
+      notify: true
+notifications:
+  route: {receiver: scale-events, group_by: [policy], group_wait: 0s, group_interval: 1s, repeat_interval: 1h}
+  receivers:
+    - name: scale-events
+      webhook_configs: [{url: %q}]
+`, hook.URL, secretFile, receiver.URL))
 	tw.start()
 
 	poll(t, 30*time.Second, "a webhook for api", func() error {
@@ -118,6 +158,35 @@ autoscaling:
 			t.Errorf("the webhook came from evaluation %d, want the first or second", d.Seq)
 		}
 	}
+
+	poll(t, 30*time.Second, "scale events at the notification receiver", func() error {
+		mtx.Lock()
+		defer mtx.Unlock()
+		if len(events) < 2 {
+			return fmt.Errorf("events so far: %v", events)
+		}
+		return nil
+	})
+	mtx.Lock()
+	for policy, want := range map[string]map[string]string{
+		"api":     {"action": "scale", "direction": "up", "backend": "hook", "target": "Deployment/shop/api", "decision_id": got[0].DecisionID},
+		"api-dry": {"action": "dry_run", "direction": "up", "backend": "hook"},
+	} {
+		ev := events[policy]
+		if ev.Status != "firing" || ev.Annotations["desired_replicas"] != "5" || ev.Annotations["current_replicas"] != "1" {
+			t.Errorf("%s scale event: %+v", policy, ev)
+		}
+		for k, v := range want {
+			if ev.Labels[k] != v {
+				t.Errorf("%s scale event label %s = %q, want %q (labels %v)", policy, k, ev.Labels[k], v, ev.Labels)
+			}
+		}
+		// One action, and one dry-run recommendation (not one per evaluation).
+		if n := len(eventIDs[policy]); n != 1 {
+			t.Errorf("%s: %d distinct scale events, want 1", policy, n)
+		}
+	}
+	mtx.Unlock()
 
 	var out, errb bytes.Buffer
 	if code := run([]string{"autoscaler", "explain", "api-dry", "--url", tw.url}, &out, &errb); code != 0 {

@@ -8,10 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +30,7 @@ import (
 	"github.com/tidewatch/tidewatch/alerting"
 	"github.com/tidewatch/tidewatch/autoscaler"
 	"github.com/tidewatch/tidewatch/collector"
+	"github.com/tidewatch/tidewatch/collector/probe"
 	"github.com/tidewatch/tidewatch/internal/config"
 	"github.com/tidewatch/tidewatch/store"
 	"github.com/tidewatch/tidewatch/web"
@@ -104,6 +107,7 @@ type server struct {
 
 	store     store.Store
 	collector *collector.Collector
+	probes    *probe.Manager
 	alerting  *alerting.Alerting
 	web       *web.Server
 	ready     atomic.Bool
@@ -146,7 +150,22 @@ func newServer(cfg *config.Config, file, listenOverride string, flags map[string
 		st.Close()
 		return nil, err
 	}
-	if err := s.collector.ApplyConfig(cfg.Prom); err != nil {
+	if err := s.collector.ApplyShardedConfig(cfg.Prom, cfg.Collector.Shard); err != nil {
+		st.Close()
+		return nil, err
+	}
+	s.probes, err = probe.New(probe.Options{
+		Logger:     logger,
+		Registerer: reg,
+		SDMetrics:  s.collector.SDMetrics(),
+		Metrics:    set,
+		Appendable: store.Instrument(st, store.NewAppendMetrics(set, "probe")),
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := s.probes.ApplyConfig(cfg.ProbeConfigs, cfg.Collector.Shard); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -182,6 +201,9 @@ func newServer(cfg *config.Config, file, listenOverride string, flags map[string
 		Engine:     engine,
 		Queryable:  st,
 		Appendable: store.Instrument(st, store.NewAppendMetrics(set, "autoscaler")),
+		OnScaleEvent: func(e autoscaler.ScaleEvent) {
+			s.alerting.SendEvent(scaleEvent(e, extURL))
+		},
 	})
 	if err == nil {
 		err = s.autoscaler.ApplyConfig(cfg.Autoscaling)
@@ -211,7 +233,7 @@ func newServer(cfg *config.Config, file, listenOverride string, flags map[string
 		Ready:         s.readiness,
 		Rules:         s.alerting.Rules(),
 		Alertmanagers: s.alerting.Alertmanagers(),
-		Routes:        []func(gin.IRouter){s.alerting.Routes, s.autoscaler.Routes},
+		Routes:        []func(gin.IRouter){s.alerting.Routes, s.probes.Routes, s.autoscaler.Routes},
 	}
 	if eq, ok := st.(storage.ExemplarQueryable); ok {
 		wo.Exemplars = eq
@@ -289,6 +311,8 @@ func (s *server) run(ctx context.Context, stdout io.Writer) error {
 	defer stopCollect()
 	collectDone := make(chan error, 1)
 	go func() { collectDone <- s.collector.Run(collectCtx) }()
+	probeDone := make(chan error, 1)
+	go func() { probeDone <- s.probes.Run(collectCtx) }()
 
 	alertCtx, stopAlerting := context.WithCancel(context.Background())
 	defer stopAlerting()
@@ -335,6 +359,9 @@ loop:
 	s.ready.Store(false)
 	stopCollect()
 	if err := <-collectDone; err != nil && runErr == nil {
+		runErr = err
+	}
+	if err := <-probeDone; err != nil && runErr == nil {
 		runErr = err
 	}
 	// Rules write to the store: stop them before it is flushed.
@@ -397,7 +424,10 @@ func (s *server) reload() (err error) {
 	if err := s.alerting.ApplyConfig(cfg.Prom, cfg.Notifications); err != nil {
 		return err
 	}
-	if err := s.collector.ApplyConfig(cfg.Prom); err != nil {
+	if err := s.collector.ApplyShardedConfig(cfg.Prom, cfg.Collector.Shard); err != nil {
+		return err
+	}
+	if err := s.probes.ApplyConfig(cfg.ProbeConfigs, cfg.Collector.Shard); err != nil {
 		return err
 	}
 	if err := s.autoscaler.ApplyConfig(cfg.Autoscaling); err != nil {
@@ -434,4 +464,33 @@ func notificationsDir(cfg *config.Config) string {
 		return filepath.Join(cfg.Storage.Embedded.Path, "alerting")
 	}
 	return filepath.Join("data", "alerting")
+}
+
+// scaleEvent turns an autoscaler scale event into a notification: an alert
+// named TidewatchScaleEvent that routes can match, firing for a few minutes.
+func scaleEvent(e autoscaler.ScaleEvent, ext *url.URL) alerting.Event {
+	dir := "up"
+	if e.Desired < e.Current {
+		dir = "down"
+	}
+	summary := fmt.Sprintf("%s scaled %s from %d to %d replicas", e.Policy, e.Target, e.Current, e.Desired)
+	switch {
+	case e.Error != "":
+		summary = fmt.Sprintf("%s could not scale %s from %d to %d replicas: %s", e.Policy, e.Target, e.Current, e.Desired, e.Error)
+	case e.Action != autoscaler.ActionScale:
+		summary = fmt.Sprintf("%s would scale %s from %d to %d replicas (dry run)", e.Policy, e.Target, e.Current, e.Desired)
+	}
+	return alerting.Event{
+		Name: "TidewatchScaleEvent",
+		Labels: map[string]string{
+			"decision_id": e.DecisionID, "policy": e.Policy, "backend": e.Backend, "target": e.Target,
+			"action": e.Action, "direction": dir, "severity": "info",
+		},
+		Annotations: map[string]string{
+			"summary": summary, "description": e.Reason,
+			"current_replicas": strconv.Itoa(e.Current), "desired_replicas": strconv.Itoa(e.Desired),
+		},
+		Time: e.Time,
+		URL:  ext.JoinPath("api/v1/autoscaler/decisions").String() + "?policy=" + url.QueryEscape(e.Policy),
+	}
 }

@@ -10,12 +10,14 @@ import (
 	"strings"
 
 	promconfig "github.com/prometheus/prometheus/config"
-	_ "github.com/prometheus/prometheus/discovery/file" // registers file_sd_configs
 	yaml2 "go.yaml.in/yaml/v2"
 	yaml3 "go.yaml.in/yaml/v3"
 
 	"github.com/tidewatch/tidewatch/alerting/notify"
 	"github.com/tidewatch/tidewatch/autoscaler"
+	"github.com/tidewatch/tidewatch/collector"
+	twdiscovery "github.com/tidewatch/tidewatch/collector/discovery"
+	"github.com/tidewatch/tidewatch/collector/probe"
 	"github.com/tidewatch/tidewatch/store"
 	"github.com/tidewatch/tidewatch/web"
 )
@@ -44,6 +46,11 @@ type Config struct {
 	// Web is the web section; bearer_token_file and tls_server_config's
 	// cert_file and key_file are made relative to the config file's directory.
 	Web web.Config `yaml:"web"`
+	// ProbeConfigs are the probe jobs (blackbox_exporter modules fed by
+	// service discovery and relabeling).
+	ProbeConfigs probe.Configs `yaml:"probe_configs"`
+	// Collector is the collector section (sharding of targets).
+	Collector collector.Config `yaml:"collector"`
 	// Autoscaling is the autoscaling section (backends and policies).
 	Autoscaling autoscaler.Config `yaml:"autoscaling"`
 	// Notifications is the built-in notifier: Alertmanager's route,
@@ -76,6 +83,8 @@ func Parse(filename string, content []byte, logger *slog.Logger) (*Config, error
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	// Every supported *_sd_configs key must be known before anything is decoded.
+	twdiscovery.Register()
 	abs, err := filepath.Abs(filename)
 	if err != nil {
 		return nil, fmt.Errorf("resolve config file path: %w", err)
@@ -413,6 +422,9 @@ func mappingValue(n *yaml3.Node, key string) *yaml3.Node {
 func (p *parser) loadSection(f reflect.StructField) (reflect.Value, bool) {
 	key := yamlKey(f)
 	text := key + ": {}\n" // an absent or empty section gets the type's defaults
+	if f.Type.Kind() == reflect.Slice {
+		text = key + ": []\n" // a list section (probe_configs)
+	}
 	scope := [2]int{0, 0}
 	s := p.doc.section(key)
 	if s != nil {

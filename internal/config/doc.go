@@ -20,8 +20,11 @@
 //     UnmarshalYAML checks the fields together (a relabel rule, a TLS config, a
 //     scrape config) at the deepest level. A struct holding a discovery.Configs
 //     accepts the "<name>_sd_configs" keys of the service discoveries registered
-//     with Prometheus' discovery package (this package registers file_sd_configs;
-//     static_configs is built in); other "*_sd_configs" keys are errors.
+//     with Prometheus' discovery package (Parse first calls
+//     collector/discovery.Register, which imports Prometheus' file, dns,
+//     consul, kubernetes, nomad, zookeeper and moby discoveries and registers
+//     Tidewatch's etcd; static_configs is built in); other "*_sd_configs" keys
+//     are errors.
 //
 //  2. Decode for real. The Prometheus view comes from promconfig.Load on the
 //     file's text with every other top-level section blanked out line by line,
