@@ -20,6 +20,8 @@ commands:
   backtest --config FILE --policy NAME --from T --to T replay a scaling policy over history
            (or --load FILE.csv [--speedup N]) and report its cost
   autoscaler explain POLICY [--url URL]                why a running Tidewatch scaled as it did
+  dashboards generate --config FILE --out DIR         write Grafana dashboards and provisioning
+  dashboards push --config FILE --grafana-url URL     upsert the dashboards into a Grafana
   version                                              print build information
 
 Run 'tidewatch <command> --help' for a command's flags.
@@ -45,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return backtestCommand(context.Background(), args[1:], stdout, stderr)
 	case "autoscaler":
 		return autoscalerCommand(context.Background(), args[1:], stdout, stderr)
+	case "dashboards":
+		return dashboardsCommand(context.Background(), args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		return versionCommand(stdout)
 	case "help", "--help", "-h":

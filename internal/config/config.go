@@ -18,6 +18,7 @@ import (
 	"github.com/tidewatch/tidewatch/collector"
 	twdiscovery "github.com/tidewatch/tidewatch/collector/discovery"
 	"github.com/tidewatch/tidewatch/collector/probe"
+	"github.com/tidewatch/tidewatch/dashboards"
 	"github.com/tidewatch/tidewatch/store"
 	"github.com/tidewatch/tidewatch/web"
 )
@@ -53,6 +54,8 @@ type Config struct {
 	Collector collector.Config `yaml:"collector"`
 	// Autoscaling is the autoscaling section (backends and policies).
 	Autoscaling autoscaler.Config `yaml:"autoscaling"`
+	// Dashboards is the dashboards section (tidewatch dashboards generate/push).
+	Dashboards dashboards.Config `yaml:"dashboards"`
 	// Notifications is the built-in notifier: Alertmanager's route,
 	// inhibit_rules, receivers and templates.
 	Notifications notify.Config `yaml:"notifications"`
