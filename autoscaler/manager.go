@@ -508,7 +508,17 @@ func singleValue(v any) (float64, error) {
 }
 
 func (m *Manager) rangeQuery(ctx context.Context, q string, start, end time.Time, step time.Duration) ([]Point, error) {
-	qry, err := m.o.Engine.NewRangeQuery(ctx, m.o.Queryable, nil, q, start, end, step)
+	pts, err := RangePoints(ctx, m.o.Engine, m.o.Queryable, q, start, end, step)
+	if err == nil && len(pts) == 0 {
+		err = errors.New("range query returned no series")
+	}
+	return pts, err
+}
+
+// RangePoints runs a range query that must return at most one series and
+// gives its points (none when the query returns nothing).
+func RangePoints(ctx context.Context, engine *promql.Engine, q storage.Queryable, query string, start, end time.Time, step time.Duration) ([]Point, error) {
+	qry, err := engine.NewRangeQuery(ctx, q, nil, query, start, end, step)
 	if err != nil {
 		return nil, err
 	}
@@ -518,8 +528,15 @@ func (m *Manager) rangeQuery(ctx context.Context, q string, start, end time.Time
 		return nil, res.Err
 	}
 	mat, ok := res.Value.(promql.Matrix)
-	if !ok || len(mat) != 1 {
-		return nil, fmt.Errorf("range query returned %d series", len(mat))
+	if !ok {
+		return nil, fmt.Errorf("not a matrix: %T", res.Value)
+	}
+	switch len(mat) {
+	case 0:
+		return nil, nil
+	case 1:
+	default:
+		return nil, fmt.Errorf("returns %d series; aggregate them (sum, avg, max)", len(mat))
 	}
 	pts := make([]Point, 0, len(mat[0].Floats))
 	for _, p := range mat[0].Floats {

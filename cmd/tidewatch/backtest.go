@@ -15,7 +15,6 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
@@ -168,7 +167,7 @@ func loadHistory(ctx context.Context, bt *autoscaler.Backtest, cfg *config.Confi
 		start = start.Add(-time.Duration(pc.Forecast.Window))
 	}
 	for _, m := range pc.Metrics {
-		pts, err := rangePoints(ctx, engine, q, m.Query, start, bt.To, step)
+		pts, err := autoscaler.RangePoints(ctx, engine, q, m.Query, start, bt.To, step)
 		if err != nil {
 			return fmt.Errorf("query %q: %w", m.Query, err)
 		}
@@ -178,34 +177,6 @@ func loadHistory(ctx context.Context, bt *autoscaler.Backtest, cfg *config.Confi
 		return fmt.Errorf("the first metric's query %q has no data between %s and %s", pc.Metrics[0].Query, bt.From.Format(time.RFC3339), bt.To.Format(time.RFC3339))
 	}
 	return nil
-}
-
-func rangePoints(ctx context.Context, engine *promql.Engine, q storage.Queryable, query string, start, end time.Time, step time.Duration) ([]autoscaler.Point, error) {
-	qry, err := engine.NewRangeQuery(ctx, q, nil, query, start, end, step)
-	if err != nil {
-		return nil, err
-	}
-	defer qry.Close()
-	res := qry.Exec(ctx)
-	if res.Err != nil {
-		return nil, res.Err
-	}
-	mat, ok := res.Value.(promql.Matrix)
-	if !ok {
-		return nil, fmt.Errorf("not a matrix: %T", res.Value)
-	}
-	switch len(mat) {
-	case 0:
-		return nil, nil
-	case 1:
-	default:
-		return nil, fmt.Errorf("returns %d series; aggregate them (sum, avg, max)", len(mat))
-	}
-	pts := make([]autoscaler.Point, 0, len(mat[0].Floats))
-	for _, p := range mat[0].Floats {
-		pts = append(pts, autoscaler.Point{T: time.UnixMilli(p.T), V: p.F})
-	}
-	return pts, nil
 }
 
 // parseTime reads RFC 3339, Unix seconds, "now", or a duration before now.

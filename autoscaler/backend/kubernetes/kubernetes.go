@@ -94,6 +94,24 @@ type scaler struct {
 	update func(context.Context, *autoscalingv1.Scale) (*autoscalingv1.Scale, error)
 }
 
+// scaleClient is the scale subresource of a typed apps/v1 client
+// (Deployments, StatefulSets, ReplicaSets).
+type scaleClient interface {
+	GetScale(ctx context.Context, name string, opts metav1.GetOptions) (*autoscalingv1.Scale, error)
+	UpdateScale(ctx context.Context, name string, s *autoscalingv1.Scale, opts metav1.UpdateOptions) (*autoscalingv1.Scale, error)
+}
+
+func typedScaler(c scaleClient, name string) scaler {
+	return scaler{
+		get: func(ctx context.Context) (*autoscalingv1.Scale, error) {
+			return c.GetScale(ctx, name, metav1.GetOptions{})
+		},
+		update: func(ctx context.Context, s *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
+			return c.UpdateScale(ctx, name, s, metav1.UpdateOptions{})
+		},
+	}
+}
+
 func (b *Backend) scaler(t backend.Target) (scaler, error) {
 	ns, name := t.Namespace, t.Name
 	if ns == "" {
@@ -102,35 +120,11 @@ func (b *Backend) scaler(t backend.Target) (scaler, error) {
 	apps := b.typed.AppsV1()
 	switch t.Kind {
 	case "Deployment":
-		c := apps.Deployments(ns)
-		return scaler{
-			get: func(ctx context.Context) (*autoscalingv1.Scale, error) {
-				return c.GetScale(ctx, name, metav1.GetOptions{})
-			},
-			update: func(ctx context.Context, s *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
-				return c.UpdateScale(ctx, name, s, metav1.UpdateOptions{})
-			},
-		}, nil
+		return typedScaler(apps.Deployments(ns), name), nil
 	case "StatefulSet":
-		c := apps.StatefulSets(ns)
-		return scaler{
-			get: func(ctx context.Context) (*autoscalingv1.Scale, error) {
-				return c.GetScale(ctx, name, metav1.GetOptions{})
-			},
-			update: func(ctx context.Context, s *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
-				return c.UpdateScale(ctx, name, s, metav1.UpdateOptions{})
-			},
-		}, nil
+		return typedScaler(apps.StatefulSets(ns), name), nil
 	case "ReplicaSet":
-		c := apps.ReplicaSets(ns)
-		return scaler{
-			get: func(ctx context.Context) (*autoscalingv1.Scale, error) {
-				return c.GetScale(ctx, name, metav1.GetOptions{})
-			},
-			update: func(ctx context.Context, s *autoscalingv1.Scale) (*autoscalingv1.Scale, error) {
-				return c.UpdateScale(ctx, name, s, metav1.UpdateOptions{})
-			},
-		}, nil
+		return typedScaler(apps.ReplicaSets(ns), name), nil
 	}
 	if t.APIVersion == "" {
 		return scaler{}, fmt.Errorf("kind %s needs api_version (and resource when its plural is not %ss)", t.Kind, strings.ToLower(t.Kind))
