@@ -8,7 +8,7 @@ LDFLAGS   := -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/ve
              -X $(PKG)/internal/version.BuildDate=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 # Real peers the integration tests start (Debian packages, installed when missing).
 TEST_PACKAGES := prometheus prometheus-node-exporter clickhouse-server clickhouse-client prometheus-alertmanager \
-                 etcd-server etcd-client zookeeper prometheus-blackbox-exporter haproxy
+                 etcd-server etcd-client zookeeper prometheus-blackbox-exporter haproxy chromium
 TEST_TIMEOUT  ?= 20m
 
 .PHONY: build run test test-deps bench lint clean
@@ -16,9 +16,11 @@ TEST_TIMEOUT  ?= 20m
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/tidewatch
 
-# The quick start: Tidewatch on the embedded store, scraping itself, on :9470.
+# The quick start: `tidewatch demo` on :9470 — a fleet of demo instances under
+# a load wave with a surge, scraped, probed, alerted on and autoscaled
+# (embedded store in data/demo). Ctrl-C stops it and every instance.
 run: build
-	./$(BIN) serve --config testdata/tidewatch.yml
+	./$(BIN) demo
 
 test-deps:
 	$(GO) run ./internal/testinfra/cmd/install $(TEST_PACKAGES)

@@ -15,6 +15,8 @@ const usage = `usage: tidewatch <command> [flags]
 
 commands:
   serve    --config FILE [--web.listen-address ADDR]   run the service
+  demo     [--duration D]                              the demo: a fleet under load, scraped,
+                                                       probed, alerted on and autoscaled
   check    config FILE                                 validate a configuration file
   check    rules FILE...                               validate Prometheus rule files
   backtest --config FILE --policy NAME --from T --to T replay a scaling policy over history
@@ -41,6 +43,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 		defer stop()
 		return serveCommand(ctx, args[1:], stdout, stderr)
+	case "demo":
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+		defer stop()
+		return demoCommand(ctx, args[1:], stdout, stderr)
 	case "check":
 		return checkCommand(args[1:], stdout, stderr)
 	case "backtest":

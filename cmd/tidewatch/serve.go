@@ -34,6 +34,7 @@ import (
 	"github.com/tidewatch/tidewatch/internal/config"
 	"github.com/tidewatch/tidewatch/store"
 	"github.com/tidewatch/tidewatch/web"
+	"github.com/tidewatch/tidewatch/web/ui"
 )
 
 func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -235,6 +236,17 @@ func newServer(cfg *config.Config, file, listenOverride string, flags map[string
 		Alertmanagers: s.alerting.Alertmanagers(),
 		Routes:        []func(gin.IRouter){s.alerting.Routes, s.probes.Routes, s.autoscaler.Routes},
 	}
+	statusUI, err := ui.New(ui.Options{
+		Logger: logger, Engine: engine, Queryable: st, Targets: s.collector.Targets(),
+		Probes: s.probes, Rules: s.alerting.Rules(), Autoscaler: s.autoscaler,
+	})
+	if err != nil {
+		s.autoscaler.Close()
+		s.alerting.Close()
+		st.Close()
+		return nil, err
+	}
+	wo.Routes = append(wo.Routes, statusUI.Routes)
 	if eq, ok := st.(storage.ExemplarQueryable); ok {
 		wo.Exemplars = eq
 	}

@@ -54,11 +54,11 @@ type Config struct {
 	Collector collector.Config `yaml:"collector"`
 	// Autoscaling is the autoscaling section (backends and policies).
 	Autoscaling autoscaler.Config `yaml:"autoscaling"`
-	// Dashboards is the dashboards section (tidewatch dashboards generate/push).
-	Dashboards dashboards.Config `yaml:"dashboards"`
 	// Notifications is the built-in notifier: Alertmanager's route,
 	// inhibit_rules, receivers and templates.
 	Notifications notify.Config `yaml:"notifications"`
+	// Dashboards is the dashboards section (tidewatch dashboards generate/push).
+	Dashboards dashboards.Config `yaml:"dashboards"`
 
 	// Prom is the Prometheus view of the file (global, scrape_configs,
 	// scrape_config_files), produced by promconfig.Load so that
