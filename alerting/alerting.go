@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/alertmanager/alert"
 	"github.com/prometheus/client_golang/prometheus"
+	config_util "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/discovery"
@@ -79,6 +80,7 @@ type Alerting struct {
 	stopRules context.CancelFunc
 	notifier  *notifier.Manager
 	discovery *discovery.Manager
+	sdMetrics *discovery.SDMetrics
 	stopDisc  context.CancelFunc
 	builtin   *notify.Notifier
 
@@ -91,11 +93,8 @@ type Alerting struct {
 // New builds the rule manager, the Alertmanager notifier and the built-in
 // notifier (loading its silences and notification log).
 func New(o Options) (*Alerting, error) {
-	if o.Logger == nil || o.Registerer == nil || o.Metrics == nil || o.Engine == nil || o.Queryable == nil || o.Appendable == nil || o.DataDir == "" {
-		return nil, errors.New("alerting: logger, registerer, metrics, engine, queryable, appendable and data dir are required")
-	}
-	if o.ExternalURL == nil {
-		o.ExternalURL = &url.URL{Scheme: "http", Host: "localhost:9470"}
+	if o.Logger == nil || o.Registerer == nil || o.Metrics == nil || o.Engine == nil || o.Queryable == nil || o.Appendable == nil || o.DataDir == "" || o.ExternalURL == nil {
+		return nil, errors.New("alerting: logger, registerer, metrics, engine, queryable, appendable, data dir and external URL are required")
 	}
 	a := &Alerting{logger: o.Logger.With("component", "alerting"), o: o, metrics: newRuleMetrics(o.Metrics)}
 	empty := labels.EmptyLabels()
@@ -128,6 +127,7 @@ func New(o Options) (*Alerting, error) {
 		return nil, fmt.Errorf("create notify discovery metrics: %w", err)
 	}
 	discCtx, stopDisc := context.WithCancel(context.Background())
+	a.sdMetrics = sdMetrics
 	a.discovery = discovery.NewManager(discCtx, o.Logger.With("component", "discovery manager notify"), o.Registerer, sdMetrics, discovery.Name("notify"))
 	if a.discovery == nil {
 		stopDisc()
@@ -173,12 +173,12 @@ func (a *Alerting) Routes(r gin.IRouter) {
 func (a *Alerting) ApplyConfig(prom *promconfig.Config, n notify.Config) error {
 	a.mtx.Lock()
 	defer a.mtx.Unlock()
+	if err := a.check(prom, n); err != nil {
+		return err
+	}
 	files, err := RuleFiles(prom.RuleFiles)
 	if err != nil {
 		return fmt.Errorf("load rule files: %w", err)
-	}
-	if probs := CheckRuleFiles(files, a.logger); len(probs) > 0 {
-		return fmt.Errorf("load rule files: %w", probs)
 	}
 	if err := a.builtin.ApplyConfig(n); err != nil {
 		return fmt.Errorf("apply notifications: %w", err)
@@ -200,6 +200,44 @@ func (a *Alerting) ApplyConfig(prom *promconfig.Config, n notify.Config) error {
 		return fmt.Errorf("load rule files: %w", err)
 	}
 	return nil
+}
+
+// Check reports, without side effects, whether prom's rule files and
+// Alertmanagers and the notifications section n would apply: every rule file
+// loads, the built-in notifier builds its routes and receivers, and every
+// Alertmanager's HTTP client and discoverers can be created.
+func (a *Alerting) Check(prom *promconfig.Config, n notify.Config) error {
+	a.mtx.Lock()
+	defer a.mtx.Unlock()
+	return a.check(prom, n)
+}
+
+func (a *Alerting) check(prom *promconfig.Config, n notify.Config) error {
+	files, err := RuleFiles(prom.RuleFiles)
+	if err != nil {
+		return fmt.Errorf("load rule files: %w", err)
+	}
+	if probs := CheckRuleFiles(files, a.logger); len(probs) > 0 {
+		return fmt.Errorf("load rule files: %w", probs)
+	}
+	if err := a.builtin.Check(n); err != nil {
+		return fmt.Errorf("notifications: %w", err)
+	}
+	var errs []error
+	for name, am := range prom.AlertingConfig.AlertmanagerConfigs.ToMap() {
+		client, err := config_util.NewClientFromConfig(am.HTTPClientConfig, "alertmanager")
+		if err != nil {
+			errs = append(errs, fmt.Errorf("alerting.alertmanagers %s: %w", name, err))
+		} else {
+			client.CloseIdleConnections()
+		}
+		for _, sd := range am.ServiceDiscoveryConfigs {
+			if _, err := sd.NewDiscoverer(discovery.DiscovererOptions{Logger: a.logger, Metrics: a.sdMetrics.MechanismMetrics[sd.Name()], SetName: name}); err != nil {
+				errs = append(errs, fmt.Errorf("alerting.alertmanagers %s: %s service discovery: %w", name, sd.Name(), err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // RuleFiles expands the rule_files patterns into file names, in order and

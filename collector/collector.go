@@ -18,6 +18,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/prometheus/client_golang/prometheus"
+	config_util "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/discovery"
@@ -49,17 +50,18 @@ type Options struct {
 }
 
 // Collector discovers targets and scrapes them. Create it with New, give it a
-// configuration with ApplyConfig, and run it with Run.
+// configuration with ApplyConfig (after Check, to know it will take), run it
+// with Run, and release it with Close, whether or not it ran.
 type Collector struct {
 	logger    *slog.Logger
 	discovery *discovery.Manager
 	scrape    *scrape.Manager
 	sdMetrics *discovery.SDMetrics
-	cancel    context.CancelFunc
-	ctx       context.Context
+	cancel    context.CancelFunc // ends the discovery manager's context
 
-	mtx     sync.Mutex
-	running bool
+	mtx      sync.Mutex
+	running  bool
+	stopOnce sync.Once
 }
 
 // New creates a collector; it starts nothing.
@@ -91,7 +93,7 @@ func New(o Options) (*Collector, error) {
 		cancel()
 		return nil, fmt.Errorf("create scrape manager: %w", err)
 	}
-	return &Collector{logger: o.Logger, discovery: dm, scrape: sm, sdMetrics: sdMetrics, ctx: ctx, cancel: cancel}, nil
+	return &Collector{logger: o.Logger, discovery: dm, scrape: sm, sdMetrics: sdMetrics, cancel: cancel}, nil
 }
 
 // SDMetrics returns the service discovery mechanisms' metrics, registered
@@ -99,24 +101,63 @@ func New(o Options) (*Collector, error) {
 // Alertmanagers) sharing that registerer must use these.
 func (c *Collector) SDMetrics() *discovery.SDMetrics { return c.sdMetrics }
 
-// ApplyConfig swaps the scrape configuration. On error the previous
-// configuration keeps running. cfg must come from promconfig.Load.
+// Check reports, without side effects, whether cfg would apply: its scrape
+// configs (scrape_config_files included) read, every job's HTTP client (TLS
+// files, credentials) builds, and every service discovery configuration
+// creates its discoverer. Prometheus only logs a discoverer that cannot be
+// created and runs the job without it; Tidewatch refuses the configuration,
+// so that a reload keeps the running one whole.
+func (c *Collector) Check(cfg *promconfig.Config) error {
+	scfgs, err := cfg.GetScrapeConfigs()
+	if err != nil {
+		return fmt.Errorf("read scrape configs: %w", err)
+	}
+	var errs []error
+	for _, sc := range scfgs {
+		client, err := config_util.NewClientFromConfig(sc.HTTPClientConfig, sc.JobName)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("scrape job %q: %w", sc.JobName, err))
+		} else {
+			client.CloseIdleConnections()
+		}
+		for _, sd := range sc.ServiceDiscoveryConfigs {
+			// Built as the discovery manager builds it, never run: creating a
+			// discoverer starts nothing (clients dial lazily).
+			_, err := sd.NewDiscoverer(discovery.DiscovererOptions{
+				Logger:  c.logger,
+				Metrics: c.sdMetrics.MechanismMetrics[sd.Name()],
+				SetName: sc.JobName,
+			})
+			if err != nil {
+				errs = append(errs, fmt.Errorf("scrape job %q: %s service discovery: %w", sc.JobName, sd.Name(), err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ApplyConfig checks cfg (see Check) and, when it passes, swaps the scrape
+// and discovery configurations. On error nothing changes. cfg must come from
+// promconfig.Load.
 func (c *Collector) ApplyConfig(cfg *promconfig.Config) error {
+	if err := c.Check(cfg); err != nil {
+		return err
+	}
 	scfgs, err := cfg.GetScrapeConfigs()
 	if err != nil {
 		return fmt.Errorf("read scrape configs: %w", err)
 	}
 	if err := c.scrape.ApplyConfig(cfg); err != nil {
+		// Only a file changed since Check can get here.
 		return fmt.Errorf("apply scrape config: %w", err)
 	}
 	sd := make(map[string]discovery.Configs, len(scfgs))
 	for _, sc := range scfgs {
 		sd[sc.JobName] = sc.ServiceDiscoveryConfigs
 	}
-	if err := c.discovery.ApplyConfig(sd); err != nil {
-		return fmt.Errorf("apply discovery config: %w", err)
-	}
-	return nil
+	// Never fails: the manager logs and counts a discoverer it cannot create,
+	// and Check has built each of them already.
+	return c.discovery.ApplyConfig(sd)
 }
 
 // Run discovers and scrapes until ctx ends, then stops every scrape loop.
@@ -143,10 +184,21 @@ func (c *Collector) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-done:
 	}
-	c.scrape.Stop()
-	c.cancel()
+	c.stop()
 	wg.Wait()
 	return err
+}
+
+// Close releases the collector: it stops the scrape and discovery managers
+// (Run, if running, returns) and is safe to call more than once, and on a
+// collector that never ran.
+func (c *Collector) Close() { c.stop() }
+
+func (c *Collector) stop() {
+	c.stopOnce.Do(func() {
+		c.scrape.Stop()
+		c.cancel()
+	})
 }
 
 // Targets gives the scrape manager's view of targets, for the HTTP API.

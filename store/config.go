@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"path/filepath"
 
 	"github.com/tidewatch/tidewatch/store/clickhouse"
 	"github.com/tidewatch/tidewatch/store/embedded"
@@ -39,6 +40,17 @@ func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
 // clickhouse.queue.path) stay relative to the working directory.
 func (c *Config) SetDirectory(dir string) {
 	c.ClickHouse.SetDirectory(dir)
+}
+
+// DataDir is the storage path: the directory under which Tidewatch keeps its
+// local files (the built-in notifier's state among them). It is
+// embedded.path for the embedded store, and the directory holding the disk
+// queue (clickhouse.queue.path's parent) for ClickHouse.
+func (c *Config) DataDir() string {
+	if c.Type == TypeClickHouse {
+		return filepath.Dir(c.ClickHouse.Queue.Path)
+	}
+	return c.Embedded.Path
 }
 
 // Validate checks the section's fields against each other.

@@ -1,6 +1,8 @@
 // Package web is Tidewatch's HTTP server: the Prometheus HTTP API v1 (so that
-// Grafana's Prometheus data source and promtool work unchanged), the
-// remote-write receiver, self-monitoring, health and lifecycle endpoints.
+// Grafana's Prometheus data source and promtool work unchanged),
+// self-monitoring, health and lifecycle endpoints. Receivers of pushed data
+// (remote write and the dialects to come) live in collector/receive and mount
+// their routes here through Options.Routes.
 //
 // The /api/v1 handlers are Prometheus' own (web/api/v1), mounted route by
 // route into the gin router: that is the only way to guarantee identical JSON
@@ -37,6 +39,7 @@ import (
 
 	"github.com/tidewatch/tidewatch/internal/version"
 	"github.com/tidewatch/tidewatch/store"
+	"github.com/tidewatch/tidewatch/web/api"
 )
 
 // Targets is what the API needs from the collector: the scrape manager's view.
@@ -60,16 +63,14 @@ type Options struct {
 	// Exemplars is optional.
 	Exemplars storage.ExemplarQueryable
 	// TSDB is optional: when set, /api/v1/status/tsdb and friends are served.
-	TSDB apiv1.TSDBAdminStats
-	// RemoteWrite receives /api/v1/write.
-	RemoteWrite storage.AppendableV2
-	Targets     Targets
+	TSDB    apiv1.TSDBAdminStats
+	Targets Targets
 
 	// Rules and Alertmanagers serve /api/v1/rules, /api/v1/alerts and
 	// /api/v1/alertmanagers; nil means none.
 	Rules         apiv1.RulesRetriever
 	Alertmanagers apiv1.AlertmanagerRetriever
-	// Routes lets feature packages (alerting, autoscaler, probes) mount their
+	// Routes lets feature packages (receivers, alerting, autoscaler, probes) mount their
 	// own endpoints; each is called once with the authenticated router group.
 	Routes []func(r gin.IRouter)
 
@@ -100,8 +101,8 @@ type Server struct {
 
 // New builds the router.
 func New(o Options) (*Server, error) {
-	if o.Logger == nil || o.Metrics == nil || o.Engine == nil || o.Queryable == nil || o.Targets == nil || o.RemoteWrite == nil {
-		return nil, errors.New("web: logger, metrics, engine, queryable, targets and remote-write appendable are required")
+	if o.Logger == nil || o.Metrics == nil || o.Engine == nil || o.Queryable == nil || o.Targets == nil {
+		return nil, errors.New("web: logger, metrics, engine, queryable and targets are required")
 	}
 	if o.Ready == nil {
 		o.Ready = func() error { return nil }
@@ -240,9 +241,9 @@ func (s *Server) router() http.Handler {
 	authed.PUT("/-/reload", s.reloadHandler)
 	authed.GET("/metrics", s.metricsHandler)
 
-	api := s.promAPI()
+	prom := s.promAPI()
 	apiRouter := route.New().WithPrefix("/api/v1")
-	api.Register(apiRouter)
+	prom.Register(apiRouter)
 	h := gin.WrapH(apiRouter)
 	mount := func(rs []struct{ method, path string }) {
 		for _, rt := range rs {
@@ -256,7 +257,6 @@ func (s *Server) router() http.Handler {
 	if s.o.TSDB != nil {
 		mount(tsdbRoutes)
 	}
-	authed.POST("/api/v1/write", s.storeHealthy, h)
 	for _, mount := range s.o.Routes {
 		mount(authed)
 	}
@@ -271,14 +271,14 @@ func (s *Server) promAPI() *apiv1.API {
 	o := s.o
 	var eq storage.ExemplarQueryable = o.Exemplars
 	tsdb := o.TSDB
-	ext, err := externalURL(o.Config)
+	ext, err := ExternalURL(o.Config)
 	if err != nil {
 		s.logger.Warn("web.external_url is not a URL; using the default", "err", err)
 	}
 	return apiv1.NewAPI(
 		o.Engine,
 		o.Queryable,
-		o.RemoteWrite,
+		nil, // no appendable: remote write is collector/receive's
 		eq,
 		func(context.Context) apiv1.ScrapePoolsRetriever { return o.Targets },
 		func(context.Context) apiv1.TargetRetriever { return o.Targets },
@@ -306,7 +306,7 @@ func (s *Server) promAPI() *apiv1.API {
 		o.Gatherer,
 		o.Registerer,
 		nil,
-		true, // remote-write receiver
+		false, // remote-write receiver: collector/receive mounts its own
 		remoteapi.MessageTypes{remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType},
 		false, false, false, // no OTLP yet
 		o.LookbackDelta,
@@ -360,17 +360,6 @@ func (s *Server) readyHandler(c *gin.Context) {
 	c.String(http.StatusOK, "Tidewatch is Ready.\n")
 }
 
-// storeHealthy refuses writes with 503 while the store is degraded, so that
-// senders retry later instead of Tidewatch losing data.
-func (s *Server) storeHealthy(c *gin.Context) {
-	if err := s.o.Ready(); err != nil {
-		c.String(http.StatusServiceUnavailable, "store unavailable: %v\n", err)
-		c.Abort()
-		return
-	}
-	c.Next()
-}
-
 func (s *Server) reloadHandler(c *gin.Context) {
 	if s.o.Reload == nil {
 		c.String(http.StatusNotImplemented, "reload is not available\n")
@@ -413,7 +402,7 @@ func (s *Server) auth(c *gin.Context) {
 	got, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
 	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(*tok)) != 1 {
 		c.Header("WWW-Authenticate", `Bearer realm="tidewatch"`)
-		c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{"status": "error", "errorType": "unauthorized", "error": "missing or invalid bearer token"})
+		api.Fail(c, http.StatusUnauthorized, api.ErrUnauthorized, "missing or invalid bearer token")
 		return
 	}
 }
@@ -438,36 +427,6 @@ func (s *Server) instrument() gin.HandlerFunc {
 			set.GetOrCreatePrometheusHistogram(`tidewatch_query_duration_seconds{kind="range"}`).UpdateDuration(start)
 		}
 	}
-}
-
-// ExternalURL is the URL Tidewatch is reachable at: web.external_url or,
-// as in Prometheus, http://<hostname>:<port>. On error it also returns the
-// default.
-func ExternalURL(c Config) (*url.URL, error) { return externalURL(c) }
-
-// externalURL is web.external_url or, as in Prometheus, http://<hostname>:<port>.
-func externalURL(c Config) (*url.URL, error) {
-	if c.ExternalURL != "" {
-		u, err := url.Parse(c.ExternalURL)
-		if err == nil {
-			return u, nil
-		}
-		def, _ := externalURL(Config{ListenAddress: c.ListenAddress})
-		return def, err
-	}
-	_, port, err := net.SplitHostPort(c.ListenAddress)
-	if err != nil {
-		port = "9470"
-	}
-	host, err := os.Hostname()
-	if err != nil {
-		host = "localhost"
-	}
-	scheme := "http"
-	if c.TLSServerConfig.CertFile != "" {
-		scheme = "https"
-	}
-	return &url.URL{Scheme: scheme, Host: net.JoinHostPort(host, port)}, nil
 }
 
 // noAlertmanagers serves an empty list while no Alertmanager is configured.

@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/prometheus/scrape"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/tidewatch/tidewatch/collector/receive"
 	"github.com/tidewatch/tidewatch/internal/version"
 	"github.com/tidewatch/tidewatch/store"
 	"github.com/tidewatch/tidewatch/store/embedded"
@@ -102,7 +103,6 @@ func newEnv(t *testing.T, o envOpts) *env {
 		Queryable:     db,
 		Exemplars:     db,
 		TSDB:          db,
-		RemoteWrite:   store.Instrument(db, store.NewAppendMetrics(e.set, "remote_write")),
 		Targets:       sm,
 		LookbackDelta: time.Duration(o.query.LookbackDelta),
 		QueryTimeout:  time.Duration(o.query.Timeout),
@@ -113,6 +113,15 @@ func newEnv(t *testing.T, o envOpts) *env {
 			return nil
 		},
 	}
+	rw, err := receive.NewRemoteWrite(receive.Options{
+		Logger: logger, Registerer: reg, Metrics: e.set,
+		Appendable: store.Instrument(db, store.NewAppendMetrics(e.set, "remote_write")),
+		Ready:      opts.Ready,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Routes = append(opts.Routes, rw.Routes)
 	if !o.noReload {
 		opts.Reload = func() error {
 			e.reloads.Add(1)

@@ -99,14 +99,11 @@ type Notifier struct {
 // New loads the silences and notification log from o.DataDir. It starts no
 // delivery; the alert store's garbage collection runs until Close.
 func New(o Options) (*Notifier, error) {
-	if o.Logger == nil || o.Registerer == nil || o.Metrics == nil || o.DataDir == "" {
-		return nil, errors.New("notify: logger, registerer, metrics and data dir are required")
+	if o.Logger == nil || o.Registerer == nil || o.Metrics == nil || o.DataDir == "" || o.ExternalURL == nil {
+		return nil, errors.New("notify: logger, registerer, metrics, data dir and external URL are required")
 	}
 	if o.Retention <= 0 {
 		o.Retention = time.Duration(DefaultRetention)
-	}
-	if o.ExternalURL == nil {
-		o.ExternalURL = &url.URL{Scheme: "http", Host: "localhost:9470"}
 	}
 	logger := o.Logger.With("component", "notify")
 	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
@@ -164,6 +161,17 @@ func (n *Notifier) groups(ctx context.Context, routeFilter func(*dispatch.Route)
 		return dispatch.AlertGroups{}, map[model.Fingerprint][]string{}, nil
 	}
 	return d.Groups(ctx, routeFilter, alertFilter)
+}
+
+// Check reports, without side effects, whether c would apply: it loads and
+// builds everything a reload builds.
+func (n *Notifier) Check(c Config) error {
+	conf, err := c.alertmanagerConfig()
+	if err != nil {
+		return fmt.Errorf("load notifications: %w", err)
+	}
+	_, err = n.build(conf)
+	return err
 }
 
 // ApplyConfig builds the routes, receivers and inhibition rules of c and

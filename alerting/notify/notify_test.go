@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -97,10 +98,11 @@ func parseConfig(t *testing.T, text string) Config {
 func startNotifier(t *testing.T, dir string, c Config) *Notifier {
 	t.Helper()
 	n, err := New(Options{
-		Logger:     slog.New(slog.DiscardHandler),
-		Registerer: prometheus.NewRegistry(),
-		Metrics:    metrics.NewSet(),
-		DataDir:    dir,
+		Logger:      slog.New(slog.DiscardHandler),
+		Registerer:  prometheus.NewRegistry(),
+		Metrics:     metrics.NewSet(),
+		DataDir:     dir,
+		ExternalURL: &url.URL{Scheme: "http", Host: "localhost:9470"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -377,7 +379,7 @@ receivers:
 `)
 	dir := t.TempDir()
 	started := time.Now().Add(-time.Minute)
-	first, err := New(Options{Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(), Metrics: metrics.NewSet(), DataDir: dir})
+	first, err := New(Options{Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(), Metrics: metrics.NewSet(), DataDir: dir, ExternalURL: &url.URL{Scheme: "http", Host: "localhost:9470"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/tidewatch/tidewatch/dashboards"
 	"github.com/tidewatch/tidewatch/internal/config"
 	"github.com/tidewatch/tidewatch/store"
+	"github.com/tidewatch/tidewatch/web"
 )
 
 const dashboardsUsage = `usage:
@@ -103,24 +103,10 @@ func dashboardsGenerate(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// tidewatchURL is where Grafana reaches this Tidewatch: web.external_url,
-// or the listen address (a wildcard host becomes localhost).
+// tidewatchURL is where Grafana reaches this Tidewatch (web.ExternalURL).
 func tidewatchURL(cfg *config.Config) string {
-	if cfg.Web.ExternalURL != "" {
-		return strings.TrimSuffix(cfg.Web.ExternalURL, "/")
-	}
-	scheme := "http"
-	if cfg.Web.TLSServerConfig.CertFile != "" && cfg.Web.TLSServerConfig.KeyFile != "" {
-		scheme = "https"
-	}
-	host, port, err := net.SplitHostPort(cfg.Web.ListenAddress)
-	if err != nil {
-		return scheme + "://" + cfg.Web.ListenAddress
-	}
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "localhost"
-	}
-	return scheme + "://" + net.JoinHostPort(host, port)
+	u, _ := web.ExternalURL(cfg.Web)
+	return strings.TrimSuffix(u.String(), "/")
 }
 
 func dashboardsPush(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -42,7 +42,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "find the go tool: %v\n", err)
 		os.Exit(1)
 	}
-	build := exec.Command(goTool, "build", "-o", twBin, ".")
+	// The tags the Makefile builds with (see TAGS there): the binary under
+	// test is the one users run, whatever tags `go test` itself was given.
+	build := exec.Command(goTool, "build", "-tags", "slicelabels", "-o", twBin, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintf(os.Stderr, "build tidewatch: %v\n", err)

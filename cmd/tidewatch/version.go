@@ -9,6 +9,6 @@ import (
 
 func versionCommand(stdout io.Writer) int {
 	i := version.Get()
-	fmt.Fprintf(stdout, "tidewatch, version %s (revision: %s)\n  build date: %s\n  go version: %s\n", i.Version, i.Revision, i.BuildDate, i.GoVersion)
+	fmt.Fprintf(stdout, "tidewatch, version %s (revision: %s)\n  build date: %s\n  go version: %s\n  labels:     %s\n", i.Version, i.Revision, i.BuildDate, i.GoVersion, version.Labels)
 	return 0
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/tidewatch/tidewatch/web/api"
 )
 
 // ActiveTarget is a probed target as /api/v1/probes shows it (field names
@@ -92,8 +94,7 @@ func (m *Manager) Routes(r gin.IRouter) {
 func (m *Manager) handleProbes(c *gin.Context) {
 	state := c.DefaultQuery("state", "any")
 	if state != "any" && state != "active" && state != "dropped" {
-		c.JSON(http.StatusBadRequest, gin.H{"status": "error", "errorType": "bad_data",
-			"error": `state must be one of "active", "dropped" or "any"`})
+		api.Fail(c, http.StatusBadRequest, api.ErrBadData, `state must be one of "active", "dropped" or "any"`)
 		return
 	}
 	job := c.Query("job")
@@ -109,5 +110,5 @@ func (m *Manager) handleProbes(c *gin.Context) {
 	if state != "active" && dropped != nil {
 		data["droppedTargets"] = dropped
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "success", "data": data})
+	api.Success(c, data)
 }

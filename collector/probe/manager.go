@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -65,6 +66,7 @@ type Manager struct {
 	set       *metrics.Set
 	sem       chan struct{}
 	discovery *discovery.Manager
+	sdMetrics *discovery.SDMetrics
 	cancel    context.CancelFunc // stops the discovery manager
 
 	mtx     sync.Mutex
@@ -102,6 +104,7 @@ func New(o Options) (*Manager, error) {
 		set:       o.Metrics,
 		sem:       make(chan struct{}, o.Concurrency),
 		discovery: dm,
+		sdMetrics: o.SDMetrics,
 		cancel:    cancel,
 		jobs:      map[string]*job{},
 		active:    map[string]*target{},
@@ -123,13 +126,37 @@ type job struct {
 	metrics  *jobMetrics
 }
 
+// Check reports, without side effects, whether cfgs and shard would apply:
+// they validate and every job's service discovery creates its discoverer.
+func (m *Manager) Check(cfgs Configs, shard twdiscovery.Shard) error {
+	if err := errors.Join(cfgs.Validate(), shard.Validate("collector.shard")); err != nil {
+		return fmt.Errorf("probe config: %w", err)
+	}
+	var errs []error
+	for _, c := range cfgs {
+		for _, sd := range c.ServiceDiscoveryConfigs {
+			if _, err := sd.NewDiscoverer(discovery.DiscovererOptions{Logger: m.logger, Metrics: m.sdMetrics.MechanismMetrics[sd.Name()], SetName: c.JobName}); err != nil {
+				errs = append(errs, fmt.Errorf("probe job %q: %s service discovery: %w", c.JobName, sd.Name(), err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close releases what New acquired (the discovery manager's context); Run
+// returns once its context ends. It is idempotent.
+func (m *Manager) Close() error {
+	m.cancel()
+	return nil
+}
+
 // ApplyConfig swaps the probe configuration and the shard this instance
 // probes. It checks everything first: on error nothing changes. Targets whose
 // job config changed keep their identity (and series) and probe with the new
 // settings from their next probe on.
 func (m *Manager) ApplyConfig(cfgs Configs, shard twdiscovery.Shard) error {
-	if err := errors.Join(cfgs.Validate(), shard.Validate("collector.shard")); err != nil {
-		return fmt.Errorf("probe config: %w", err)
+	if err := m.Check(cfgs, shard); err != nil {
+		return err
 	}
 	jobs := make(map[string]*job, len(cfgs))
 	sd := make(map[string]discovery.Configs, len(cfgs))
@@ -335,7 +362,21 @@ func (m *Manager) loop(ctx context.Context, t *target) {
 		case <-timer.C:
 		}
 		last = time.Now()
-		m.probe(ctx, t, last)
+		m.probeSafely(ctx, t, last)
 		timer.Reset(max(time.Until(last.Add(interval)), 0))
 	}
+}
+
+// probeSafely probes t, turning a panic anywhere in the probe (recording or
+// appending its results included) into a failed probe that is logged, so that
+// the loop and the process go on.
+func (m *Manager) probeSafely(ctx context.Context, t *target, start time.Time) {
+	defer func() {
+		if p := recover(); p != nil {
+			err := fmt.Errorf("probe %s panicked: %v", t.addr, p)
+			m.logger.Error("probe panicked", "job", t.jobName, "target", t.addr, "err", err, "stack", string(debug.Stack()))
+			t.record(healthDown, start, time.Since(start), err)
+		}
+	}()
+	m.probe(ctx, t, start)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -137,6 +138,14 @@ func (m *Manager) probe(ctx context.Context, t *target, start time.Time) {
 	done := make(chan bool, 1)
 	go func() {
 		defer func() { <-m.sem }()
+		// A prober that panics (on a hostile answer, say) fails its probe;
+		// it must never take the process down.
+		defer func() {
+			if p := recover(); p != nil {
+				logger.Error(fmt.Sprintf("prober panicked: %v", p), "stack", string(debug.Stack()))
+				done <- false
+			}
+		}()
 		done <- j.probe(pctx, t.addr, j.cfg.Module, reg, logger)
 	}()
 	var success bool

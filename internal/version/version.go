@@ -41,3 +41,8 @@ func Get() Info {
 	}
 	return i
 }
+
+// LabelsSafe reports whether the compiled-in label representation holds a
+// label of any length. Only stringlabels (Prometheus' default, used when no
+// tag is given) panics on one over 16 MiB, which a scrape target can send.
+func LabelsSafe() bool { return Labels != "stringlabels" }

@@ -1,0 +1,6 @@
+//go:build dedupelabels && !slicelabels
+
+package version
+
+// Labels is the Prometheus label representation compiled in (build tag).
+const Labels = "dedupelabels"
