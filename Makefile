@@ -29,9 +29,16 @@ run: build
 test-deps:
 	$(GO) run ./internal/testinfra/cmd/install $(TEST_PACKAGES)
 
+# The packages whose tests exercise concurrency run under the race detector
+# (instead of without it, so the suite stays within its time budget).
+RACE_PACKAGES := ./collector/... ./autoscaler/... ./alerting/... ./web/... ./internal/lifecycle/...
+
 # The whole suite, including the ClickHouse and peer integration tests.
 test: lint test-deps
-	$(GO) test -tags $(TAGS) -count=1 -timeout $(TEST_TIMEOUT) ./...
+	race=$$($(GO) list -tags $(TAGS) $(RACE_PACKAGES)); \
+	other=$$($(GO) list -tags $(TAGS) ./... | grep -vxF "$$race"); \
+	$(GO) test -tags $(TAGS) -count=1 -timeout $(TEST_TIMEOUT) $$other && \
+	$(GO) test -race -tags $(TAGS) -count=1 -timeout $(TEST_TIMEOUT) $$race
 
 bench:
 	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchmem -count 6 ./collector/... ./store/... | tee bench.out

@@ -3,12 +3,12 @@ package dashboards
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 
 	"github.com/tidewatch/tidewatch/autoscaler"
+	"github.com/tidewatch/tidewatch/store/clickhouse"
 )
 
 // Input is what the dashboards are generated from: the parts of the running
@@ -110,7 +110,7 @@ func fleet(in Input) *dashboard.DashboardBuilder {
 			q(`topk(10, sum by (job) (scrape_samples_scraped`+s+`))`, "{{job}}")))
 	if in.Dashboards.ClickHouseDatasource != "" {
 		d = d.WithRow(dashboard.NewRowBuilder("Long range (ClickHouse rollup)")).
-			WithPanel(sqlPanel(in, "Daily peak of targets up, per job", 24, false, dailyMaxSQL(in.db(), "up", "job")))
+			WithPanel(sqlPanel(in, "Daily peak of targets up, per job", 24, false, clickhouse.DailyMaxQuery(in.db(), "up", "job")))
 	}
 	return d
 }
@@ -146,7 +146,7 @@ func service(in Input) *dashboard.DashboardBuilder {
 			q(`avg by (job, instance) (avg_over_time(probe_success`+s+ri+`))`, "{{job}} {{instance}}")))
 	if in.Dashboards.ClickHouseDatasource != "" {
 		d = d.WithRow(dashboard.NewRowBuilder("Long range (ClickHouse rollup)")).
-			WithPanel(sqlPanel(in, "Requests per 5 minutes, per job", 24, false, requestsSQL(in.db(), req)))
+			WithPanel(sqlPanel(in, "Requests per 5 minutes, per job", 24, false, clickhouse.IncreasePer5mQuery(in.db(), req)))
 	}
 	return d
 }
@@ -195,7 +195,7 @@ func autoscaling(in Input) *dashboard.DashboardBuilder {
 	if in.Dashboards.ClickHouseDatasource != "" {
 		d = d.WithRow(dashboard.NewRowBuilder("Long range (ClickHouse rollup)")).
 			WithPanel(sqlPanel(in, "Daily peak of desired replicas, per policy", 24, false,
-				dailyMaxSQL(in.db(), "tidewatch_autoscaler_desired_replicas", "policy")))
+				clickhouse.DailyMaxQuery(in.db(), "tidewatch_autoscaler_desired_replicas", "policy")))
 	}
 	return d
 }
@@ -272,7 +272,7 @@ func self(in Input) *dashboard.DashboardBuilder {
 	if in.Dashboards.ClickHouseDatasource != "" {
 		d = d.WithRow(dashboard.NewRowBuilder("Long range (ClickHouse rollup)")).
 			WithPanel(sqlPanel(in, "Daily peak of samples per scrape, per job", 24, false,
-				dailyMaxSQL(in.db(), "scrape_samples_scraped", "job")))
+				clickhouse.DailyMaxQuery(in.db(), "scrape_samples_scraped", "job")))
 	}
 	return d
 }
@@ -297,68 +297,4 @@ func sqlPanel(in Input, title string, span uint32, table bool, sql string) *dash
 
 func dashboardDS(typ, uid string) dashboard.DataSourceRef {
 	return dashboard.DataSourceRef{Type: ptr(typ), Uid: ptr(uid)}
-}
-
-var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
-// quoteIdent returns db when it is a plain identifier and a backquoted one otherwise.
-func quoteIdent(db string) string {
-	if identRE.MatchString(db) {
-		return db
-	}
-	return "`" + strings.ReplaceAll(db, "`", "\\`") + "`"
-}
-
-// sqlString quotes s as a ClickHouse string literal.
-func sqlString(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
-}
-
-// dailyMaxSQL is the daily maximum of metric per label, from the rollup.
-func dailyMaxSQL(db, metric, label string) string {
-	db = quoteIdent(db)
-	return fmt.Sprintf(`SELECT
-    toUInt64(toDateTime(toDate(toDateTime(intDiv(bucket, 1000))))) * 1000 AS t,
-    label_values[indexOf(label_names, %[3]s)] AS %[4]s,
-    max(peak) AS daily_peak
-FROM
-(
-    SELECT fingerprint, bucket, maxMerge(max_value) AS peak
-    FROM %[1]s.samples_5m
-    WHERE bucket BETWEEN toUInt64($__fromTime) * 1000 AND toUInt64($__toTime) * 1000
-    GROUP BY fingerprint, bucket
-)
-ANY INNER JOIN
-(
-    SELECT DISTINCT fingerprint, label_names, label_values
-    FROM %[1]s.series
-    WHERE metric_name = %[2]s AND period >= toStartOfHour($__fromTime)
-) USING fingerprint
-GROUP BY t, %[4]s
-ORDER BY t, %[4]s`, db, sqlString(metric), sqlString(label), label)
-}
-
-// requestsSQL is requests per 5 minutes per job from the rollup (the
-// increase within each bucket, ignoring counter resets).
-func requestsSQL(db, metric string) string {
-	db = quoteIdent(db)
-	return fmt.Sprintf(`SELECT
-    bucket AS t,
-    label_values[indexOf(label_names, 'job')] AS job,
-    sum(increase) AS requests
-FROM
-(
-    SELECT fingerprint, bucket, maxMerge(max_value) - minMerge(min_value) AS increase
-    FROM %[1]s.samples_5m
-    WHERE bucket BETWEEN toUInt64($__fromTime) * 1000 AND toUInt64($__toTime) * 1000
-    GROUP BY fingerprint, bucket
-)
-ANY INNER JOIN
-(
-    SELECT DISTINCT fingerprint, label_names, label_values
-    FROM %[1]s.series
-    WHERE metric_name = %[2]s AND period >= toStartOfHour($__fromTime)
-) USING fingerprint
-GROUP BY t, job
-ORDER BY t, job`, db, sqlString(metric))
 }

@@ -1,5 +1,8 @@
 // Command tidewatch is Tidewatch's single binary: the service (serve), the
-// configuration checker (check) and build information (version).
+// demo, the configuration and rule checker (check), the policy backtest, the
+// autoscaler client, the Grafana dashboards generator and build information
+// (version). It parses flags and wires packages together; the process itself
+// is assembled by internal/app.
 package main
 
 import (
