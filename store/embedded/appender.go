@@ -1,0 +1,100 @@
+package embedded
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+)
+
+// appender is a TSDB head appender whose Commit is acknowledged only if the
+// WAL took every record of it and nothing torn precedes them.
+type appender struct {
+	db   *DB
+	gen  uint64 // the TSDB generation next belongs to
+	next storage.AppenderV2
+}
+
+var (
+	_ storage.ExemplarAppenderV2 = (*appender)(nil)
+	_ storage.GetRef             = (*appender)(nil)
+	_ storage.ExemplarAppenderV2 = errAppender{}
+	_ storage.GetRef             = errAppender{}
+)
+
+func (a *appender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
+	return a.next.Append(ref, ls, st, t, v, h, fh, opts)
+}
+
+func (a *appender) AppendExemplars(ref storage.SeriesRef, ls labels.Labels, es []exemplar.Exemplar) (storage.SeriesRef, error) {
+	ea, ok := a.next.(storage.ExemplarAppenderV2)
+	if !ok {
+		return ref, errors.New("the TSDB appender does not take exemplars")
+	}
+	return ea.AppendExemplars(ref, ls, es)
+}
+
+func (a *appender) GetRef(ls labels.Labels, hash uint64) (storage.SeriesRef, labels.Labels) {
+	if g, ok := a.next.(storage.GetRef); ok {
+		return g.GetRef(ls, hash)
+	}
+	return 0, labels.EmptyLabels()
+}
+
+// Commit writes the transaction to the WAL. It holds the TSDB open (a
+// repair waits for it) and refuses to commit while the store is degraded or
+// if the TSDB was reopened since the appender was made.
+//
+// A WAL write failure anywhere during the commit, even of another
+// transaction, fails it: the WAL serialises writes, so records logged after a
+// failed (possibly torn) one sit behind it, and the repair would drop them.
+func (a *appender) Commit() error {
+	db := a.db
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed || db.gen != a.gen || db.tsdb == nil {
+		_ = a.next.Rollback() // the old head is closed; nothing of it is kept
+		return fmt.Errorf("commit: %w", ErrDegraded)
+	}
+	if err := db.Health(); err != nil {
+		_ = a.next.Rollback()
+		return fmt.Errorf("commit: %w", err)
+	}
+	err := a.next.Commit()
+	if n := db.regs.walWritesFailed(); n > 0 {
+		cause := err
+		if cause == nil {
+			cause = errors.New("a concurrent WAL write failed before this commit's records")
+		}
+		db.degrade(cause)
+		return fmt.Errorf("commit (not acknowledged: %d WAL writes failed since the WAL was opened): %w: %w", int(n), ErrDegraded, cause)
+	}
+	if err != nil && isDiskError(err) {
+		db.degrade(err)
+		return fmt.Errorf("commit: %w: %w", ErrDegraded, err)
+	}
+	return err
+}
+
+func (a *appender) Rollback() error { return a.next.Rollback() }
+
+// errAppender refuses every append with err.
+type errAppender struct{ err error }
+
+func (e errAppender) Append(ref storage.SeriesRef, _ labels.Labels, _, _ int64, _ float64, _ *histogram.Histogram, _ *histogram.FloatHistogram, _ storage.AppendV2Options) (storage.SeriesRef, error) {
+	return ref, e.err
+}
+
+func (e errAppender) AppendExemplars(ref storage.SeriesRef, _ labels.Labels, _ []exemplar.Exemplar) (storage.SeriesRef, error) {
+	return ref, e.err
+}
+
+func (errAppender) GetRef(labels.Labels, uint64) (storage.SeriesRef, labels.Labels) {
+	return 0, labels.EmptyLabels()
+}
+
+func (e errAppender) Commit() error { return e.err }
+func (errAppender) Rollback() error { return nil }
