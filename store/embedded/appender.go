@@ -25,8 +25,34 @@ var (
 	_ storage.GetRef             = errAppender{}
 )
 
+// Series references carry the TSDB generation in their top bits. Callers
+// cache them across appenders (the scrape loop does), and the head trusts a
+// reference without checking the labels: after a reopen, an old reference
+// may name another series. A reference of another generation is dropped, so
+// the head looks the series up by its labels. Generation 0 (no reopen yet)
+// leaves references as the TSDB makes them.
+const (
+	refGenShift = 48
+	refMask     = 1<<refGenShift - 1
+)
+
+func (a *appender) tag(ref storage.SeriesRef) storage.SeriesRef {
+	if ref == 0 {
+		return 0
+	}
+	return ref&refMask | storage.SeriesRef(a.gen)<<refGenShift
+}
+
+func (a *appender) untag(ref storage.SeriesRef) storage.SeriesRef {
+	if uint64(ref)>>refGenShift != a.gen&(1<<(64-refGenShift)-1) {
+		return 0
+	}
+	return ref & refMask
+}
+
 func (a *appender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
-	return a.next.Append(ref, ls, st, t, v, h, fh, opts)
+	ref, err := a.next.Append(a.untag(ref), ls, st, t, v, h, fh, opts)
+	return a.tag(ref), err
 }
 
 func (a *appender) AppendExemplars(ref storage.SeriesRef, ls labels.Labels, es []exemplar.Exemplar) (storage.SeriesRef, error) {
@@ -34,12 +60,14 @@ func (a *appender) AppendExemplars(ref storage.SeriesRef, ls labels.Labels, es [
 	if !ok {
 		return ref, errors.New("the TSDB appender does not take exemplars")
 	}
-	return ea.AppendExemplars(ref, ls, es)
+	ref, err := ea.AppendExemplars(a.untag(ref), ls, es)
+	return a.tag(ref), err
 }
 
 func (a *appender) GetRef(ls labels.Labels, hash uint64) (storage.SeriesRef, labels.Labels) {
 	if g, ok := a.next.(storage.GetRef); ok {
-		return g.GetRef(ls, hash)
+		ref, ls := g.GetRef(ls, hash)
+		return a.tag(ref), ls
 	}
 	return 0, labels.EmptyLabels()
 }

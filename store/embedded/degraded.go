@@ -107,7 +107,13 @@ func (db *DB) reopen() error {
 	}
 	db.repairing = true
 	db.mu.Unlock()
-	db.readers.Wait()
+	waited := make(chan struct{})
+	go func() { db.readers.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-db.stop: // Close does not wait for a querier left open
+		return ErrClosed
+	}
 
 	db.mu.Lock()
 	defer db.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -210,5 +211,58 @@ func TestDiskFullKeepsAcknowledgedSamples(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "wal repaired") {
 		t.Errorf("the log does not say the WAL was repaired:\n%s", logs.String())
+	}
+}
+
+// A series reference from before a repair's reopen is not trusted: it may
+// name another series in the rebuilt head, so the labels decide.
+func TestReferenceFromBeforeReopen(t *testing.T) {
+	db, err := Open(Config{Path: t.TempDir(), Retention: model.Duration(24 * time.Hour)}, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	ts := time.Now().UnixMilli()
+	a := labels.FromStrings("__name__", "ref_test", "series", "a")
+	app := db.AppenderV2(context.Background())
+	oldRef, err := app.Append(0, a, 0, ts, 1, nil, nil, storage.AOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := db.reopen(); err != nil {
+		t.Fatal(err)
+	}
+
+	b := labels.FromStrings("__name__", "ref_test", "series", "b")
+	app = db.AppenderV2(context.Background())
+	newRef, err := app.Append(oldRef, b, 0, ts+1000, 2, nil, nil, storage.AOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if newRef == oldRef {
+		t.Errorf("the appender after the reopen returned the old reference %d", oldRef)
+	}
+	q, err := db.Querier(0, ts+2000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	got := map[string]int{}
+	ss := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "ref_test"))
+	for ss.Next() {
+		it := ss.At().Iterator(nil)
+		for it.Next() != chunkenc.ValNone {
+			got[ss.At().Labels().Get("series")]++
+		}
+	}
+	if want := map[string]int{"a": 1, "b": 1}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("samples per series = %v, want %v", got, want)
 	}
 }
