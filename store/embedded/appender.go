@@ -50,12 +50,36 @@ func (a *appender) untag(ref storage.SeriesRef) storage.SeriesRef {
 	return ref & refMask
 }
 
+// stale reports why the appender can no longer touch its head: the store
+// was closed, or the head was closed by a repair's reopen (appending to a
+// closed head can make the TSDB panic when it maps a full chunk). The caller
+// holds db.mu for reading.
+func (a *appender) stale() error {
+	switch {
+	case a.db.closed:
+		return ErrClosed
+	case a.db.gen != a.gen || a.db.tsdb == nil:
+		return fmt.Errorf("%w: the TSDB was reopened since this appender was made", ErrDegraded)
+	}
+	return nil
+}
+
 func (a *appender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
+	a.db.mu.RLock()
+	defer a.db.mu.RUnlock()
+	if err := a.stale(); err != nil {
+		return 0, err
+	}
 	ref, err := a.next.Append(a.untag(ref), ls, st, t, v, h, fh, opts)
 	return a.tag(ref), err
 }
 
 func (a *appender) AppendExemplars(ref storage.SeriesRef, ls labels.Labels, es []exemplar.Exemplar) (storage.SeriesRef, error) {
+	a.db.mu.RLock()
+	defer a.db.mu.RUnlock()
+	if err := a.stale(); err != nil {
+		return 0, err
+	}
 	ea, ok := a.next.(storage.ExemplarAppenderV2)
 	if !ok {
 		return ref, errors.New("the TSDB appender does not take exemplars")
@@ -65,6 +89,11 @@ func (a *appender) AppendExemplars(ref storage.SeriesRef, ls labels.Labels, es [
 }
 
 func (a *appender) GetRef(ls labels.Labels, hash uint64) (storage.SeriesRef, labels.Labels) {
+	a.db.mu.RLock()
+	defer a.db.mu.RUnlock()
+	if a.stale() != nil {
+		return 0, labels.EmptyLabels()
+	}
 	if g, ok := a.next.(storage.GetRef); ok {
 		ref, ls := g.GetRef(ls, hash)
 		return a.tag(ref), ls
@@ -83,9 +112,9 @@ func (a *appender) Commit() error {
 	db := a.db
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	if db.closed || db.gen != a.gen || db.tsdb == nil {
-		_ = a.next.Rollback() // the old head is closed; nothing of it is kept
-		return fmt.Errorf("commit: %w", ErrDegraded)
+	if err := a.stale(); err != nil {
+		// Nothing of the closed head is kept: no rollback to write.
+		return fmt.Errorf("commit: %w", err)
 	}
 	if err := db.Health(); err != nil {
 		_ = a.next.Rollback()
@@ -107,7 +136,14 @@ func (a *appender) Commit() error {
 	return err
 }
 
-func (a *appender) Rollback() error { return a.next.Rollback() }
+func (a *appender) Rollback() error {
+	a.db.mu.RLock()
+	defer a.db.mu.RUnlock()
+	if a.stale() != nil {
+		return nil
+	}
+	return a.next.Rollback()
+}
 
 // errAppender refuses every append with err.
 type errAppender struct{ err error }
