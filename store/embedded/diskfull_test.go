@@ -148,6 +148,12 @@ func TestDiskFullKeepsAcknowledgedSamples(t *testing.T) {
 	if err := db.Health(); !errors.Is(err, ErrDegraded) {
 		t.Fatalf("Health() on a full disk = %v, want ErrDegraded", err)
 	}
+	db.mu.RLock()
+	failedWrites := db.regs.walWritesFailed()
+	db.mu.RUnlock()
+	if failedWrites == 0 {
+		t.Error("the WAL's failed writes are not seen: commits racing with a failed one would be acknowledged")
+	}
 	for range 3 {
 		if push() {
 			t.Fatal("a commit was acknowledged while the store is degraded")
