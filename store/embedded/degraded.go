@@ -182,7 +182,7 @@ var walWritesFailedNames = []string{
 }
 
 func (r *registrations) Register(c prometheus.Collector) error {
-	if describes(c, walWritesFailedNames) {
+	if describes(c, walWritesFailedNames) && collects(c) == 1 {
 		r.mtx.Lock()
 		r.failed = append(r.failed, c)
 		r.mtx.Unlock()
@@ -233,8 +233,11 @@ func (r *registrations) walWritesFailed() float64 {
 	r.mtx.Unlock()
 	var sum float64
 	for _, c := range cs {
-		ch := make(chan prometheus.Metric, 4)
-		go func() { c.Collect(ch); close(ch) }()
+		// A counter collects one metric: no goroutine needed (this runs on
+		// every commit).
+		ch := make(chan prometheus.Metric, 1)
+		c.Collect(ch)
+		close(ch)
 		for m := range ch {
 			var d dto.Metric
 			if m.Write(&d) == nil {
@@ -259,4 +262,15 @@ func describes(c prometheus.Collector, names []string) bool {
 		}
 	}
 	return found
+}
+
+// collects counts the metrics c collects.
+func collects(c prometheus.Collector) int {
+	ch := make(chan prometheus.Metric, 4)
+	go func() { c.Collect(ch); close(ch) }()
+	n := 0
+	for range ch {
+		n++
+	}
+	return n
 }
