@@ -25,7 +25,8 @@ type Store interface {
 	// visible to queries, or ctx ends.
 	Flush(ctx context.Context) error
 	// Health is nil while the backend accepts and persists writes normally. A
-	// non-nil error means it is degraded (for example its disk queue is full);
+	// non-nil error means it is degraded (for example its disk queue is full,
+	// or its data disk failed a write and it refuses writes until repaired);
 	// readiness reports it.
 	Health() error
 	// Close flushes and releases the backend. It is safe to call more than once.

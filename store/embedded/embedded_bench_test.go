@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,4 +96,40 @@ func loadCounters(b *testing.B, db storage.AppendableV2, start, end time.Time) {
 		}
 		step++
 	}
+}
+
+// BenchmarkAppendCommit appends one sample to each of 1,000 series and
+// commits, as one scrape would, from as many goroutines as GOMAXPROCS.
+// One op = one transaction of 1,000 samples.
+func BenchmarkAppendCommit(b *testing.B) {
+	db, err := embedded.Open(embedded.Config{Path: b.TempDir(), Retention: model.Duration(24 * time.Hour)}, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	var next atomic.Int64
+	base := time.Now().UnixMilli()
+	b.ReportAllocs()
+	b.SetParallelism(1)
+	b.RunParallel(func(pb *testing.PB) {
+		g := next.Add(1)
+		lsets := make([]labels.Labels, benchSeries)
+		for i := range lsets {
+			lsets[i] = labels.FromStrings("__name__", "m", "g", fmt.Sprint(g), "series", fmt.Sprintf("s%04d", i))
+		}
+		refs := make([]storage.SeriesRef, benchSeries)
+		for n := int64(0); pb.Next(); n++ {
+			app := db.AppenderV2(context.Background())
+			for i, ls := range lsets {
+				ref, err := app.Append(refs[i], ls, 0, base+n, float64(n), nil, nil, storage.AOptions{})
+				if err != nil {
+					b.Fatalf("append: %v", err)
+				}
+				refs[i] = ref
+			}
+			if err := app.Commit(); err != nil {
+				b.Fatalf("commit: %v", err)
+			}
+		}
+	})
 }
