@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 
 	promconfig "github.com/prometheus/prometheus/config"
@@ -19,6 +20,7 @@ import (
 	twdiscovery "github.com/tidewatch/tidewatch/collector/discovery"
 	"github.com/tidewatch/tidewatch/collector/probe"
 	"github.com/tidewatch/tidewatch/dashboards"
+	"github.com/tidewatch/tidewatch/internal/fileread"
 	"github.com/tidewatch/tidewatch/store"
 	"github.com/tidewatch/tidewatch/web"
 )
@@ -72,7 +74,7 @@ type Config struct {
 // Load reads and checks the configuration file. When the file is invalid the
 // error is Problems, listing every problem found.
 func Load(filename string, logger *slog.Logger) (*Config, error) {
-	content, err := os.ReadFile(filename)
+	content, err := fileread.ReadFile(filename, fileread.ConfigLimit)
 	if err != nil {
 		return nil, fmt.Errorf("read config file: %w", err)
 	}
@@ -188,6 +190,28 @@ func (p *parser) parse(content []byte) *Config {
 		}
 		doc.lines = p.doc.lines
 		p.doc = doc
+	}
+
+	// Aliases, then parse again: every part of the file decodes on its own.
+	if root != nil {
+		lines, prob := expandAliases(p.doc.lines, root)
+		if prob != nil {
+			p.problems = append(p.problems, envProblems...)
+			p.problems = append(p.problems, *prob)
+			return nil
+		}
+		if !slices.Equal(lines, p.doc.lines) {
+			expanded := []byte(strings.Join(lines, "\n"))
+			if root, err = parseRoot(expanded); err != nil {
+				p.addYAMLError(err)
+				return nil
+			}
+			if doc, err = splitSections(expanded, root); err != nil {
+				p.add(root.Line, "", err.Error())
+				return nil
+			}
+			p.doc = doc
+		}
 	}
 
 	p.walk = newWalker()
