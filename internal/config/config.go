@@ -69,6 +69,11 @@ type Config struct {
 	Prom *promconfig.Config `yaml:"-"`
 	// File is the absolute path the config was loaded from.
 	File string `yaml:"-"`
+
+	// name is the file as named by the caller, for Problems; keyLines maps
+	// a field path to the line of its key (see CheckFiles).
+	name     string         `yaml:"-"`
+	keyLines map[string]int `yaml:"-"`
 }
 
 // Load reads and checks the configuration file. When the file is invalid the
@@ -78,7 +83,14 @@ func Load(filename string, logger *slog.Logger) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config file: %w", err)
 	}
-	return Parse(filename, content, logger)
+	cfg, err := Parse(filename, content, logger)
+	if err != nil {
+		return nil, err
+	}
+	if ps := cfg.checkScrapeConfigFiles(); len(ps) > 0 {
+		return nil, ps
+	}
+	return cfg, nil
 }
 
 // Parse checks content, the text of the configuration file filename. Relative
@@ -104,6 +116,8 @@ func Parse(filename string, content []byte, logger *slog.Logger) (*Config, error
 		return nil, ps
 	}
 	cfg.File = abs
+	cfg.name = filename
+	cfg.keyLines = p.walk.keyLines
 	return cfg, nil
 }
 
