@@ -142,7 +142,7 @@ func TestHostileConfigDevZero(t *testing.T) {
 		// Still serving the old configuration, without having grown.
 		waitSamples(t, tw, `up{job="a"}`, 3, 20*time.Second)
 		status, body, err := apiGet(t.Context(), tw.url, "/api/v1/status/config", nil, nil)
-		if err != nil || status != http.StatusOK || strings.Contains(body2s(body), "rules/") {
+		if err != nil || status != http.StatusOK || strings.Contains(string(body), "rules/") {
 			t.Errorf("status/config after the refused reloads: %d %v, want the old config\n%s", status, err, body)
 		}
 		if hwm := peakRSS(t, tw.proc.PID); hwm > 1<<30 {
@@ -150,8 +150,6 @@ func TestHostileConfigDevZero(t *testing.T) {
 		}
 	})
 }
-
-func body2s(b []byte) string { return string(b) }
 
 // reloadRefused posts /-/reload and wants a 500 whose body contains want.
 func reloadRefused(t *testing.T, tw *twInstance, want string) {
