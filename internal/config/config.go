@@ -28,7 +28,7 @@ import (
 // Config is the whole file.
 //
 // A field whose yaml key and Go type are those of a field of Prometheus'
-// config.Config (global, scrape_configs, scrape_config_files, later rule_files,
+// config.Config (global, scrape_configs, scrape_config_files, rule_files,
 // alerting…) is a Prometheus section: it is decoded by promconfig.Load and
 // copied from Prom. Every other field is a Tidewatch section: decoded on its
 // own with yaml.v2, ${ENV}-expanded, and checked with its Validate() error
