@@ -76,8 +76,11 @@ type Config struct {
 	keyLines map[string]int `yaml:"-"`
 }
 
-// Load reads and checks the configuration file. When the file is invalid the
-// error is Problems, listing every problem found.
+// Load reads and checks the configuration file, which must be a regular file
+// of at most fileread.ConfigLimit bytes. It also refuses scrape_config_files,
+// notifications.templates and web TLS files that are not regular files within
+// their limit (libraries read those without a bound). When the file is
+// invalid the error is Problems, listing every problem found.
 func Load(filename string, logger *slog.Logger) (*Config, error) {
 	content, err := fileread.ReadFile(filename, fileread.ConfigLimit)
 	if err != nil {
@@ -87,7 +90,7 @@ func Load(filename string, logger *slog.Logger) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if ps := cfg.checkScrapeConfigFiles(); len(ps) > 0 {
+	if ps := cfg.checkBoundedFiles(); len(ps) > 0 {
 		return nil, ps
 	}
 	return cfg, nil

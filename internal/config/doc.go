@@ -61,8 +61,9 @@
 // relative to the working directory.
 //
 // Load reads the file through internal/fileread (a regular file of at most
-// fileread.ConfigLimit) and refuses scrape_config_files matches that are not
-// such files, since Prometheus reads those without a bound. Config.CheckFiles,
+// fileread.ConfigLimit) and refuses scrape_config_files and
+// notifications.templates matches and web TLS files that are not such files,
+// since the libraries that read them later do so without a bound. Config.CheckFiles,
 // used by `tidewatch check config`, reads the other files serve reads at start
 // (rule file matches, token, secret, password and TLS files) and reports them
 // at the line of the field that names them.

@@ -16,7 +16,7 @@ import (
 
 // CheckFiles reads, without side effects, every file that serve reads when
 // it starts and that the configuration names (Load has checked
-// scrape_config_files already): what rule_files match (each must be a
+// scrape_config_files and notifications.templates already): what rule_files match (each must be a
 // regular file within its limit; a directory or a symlink loop matched by a
 // glob is a problem), web.bearer_token_file
 // (read as the web server does), web.tls_server_config's certificate and key,
@@ -42,7 +42,7 @@ func (c *Config) CheckFiles() Problems {
 	if t := c.Web.TLSServerConfig; t.CertFile != "" && t.KeyFile != "" {
 		cert, err := fileread.ReadFile(t.CertFile, fileread.ConfigLimit)
 		add("web.tls_server_config.cert_file", err)
-		key, kerr := fileread.ReadFile(t.KeyFile, fileread.SecretLimit)
+		key, kerr := fileread.ReadFile(t.KeyFile, fileread.ConfigLimit)
 		add("web.tls_server_config.key_file", kerr)
 		if err == nil && kerr == nil {
 			if _, err := tls.X509KeyPair(cert, key); err != nil {
@@ -68,18 +68,39 @@ func (c *Config) CheckFiles() Problems {
 	return sortProblems(ps)
 }
 
-// checkScrapeConfigFiles refuses scrape_config_files matches that are not
-// regular files within fileread.ConfigLimit: Prometheus' GetScrapeConfigs
-// reads them without a bound.
-func (c *Config) checkScrapeConfigFiles() Problems {
+// checkBoundedFiles is Load's check of the files that libraries read later
+// without a bound (Prometheus' GetScrapeConfigs, Alertmanager's templates,
+// net/http's TLS files): every scrape_config_files and
+// notifications.templates match, and web.tls_server_config's files when they
+// exist, must be regular files within their limit. A missing TLS file is left
+// to serve and CheckFiles to report.
+func (c *Config) checkBoundedFiles() Problems {
 	var ps Problems
+	add := func(path string, err error) {
+		ps = append(ps, Problem{File: c.name, Line: c.lineOf(path), Field: path, Message: fileMessage(err)})
+	}
 	for i, pat := range c.ScrapeConfigFiles {
-		path := "scrape_config_files[" + strconv.Itoa(i) + "]"
 		for _, err := range globFiles(pat, fileread.ConfigLimit) {
-			ps = append(ps, Problem{File: c.name, Line: c.lineOf(path), Field: path, Message: fileMessage(err)})
+			add("scrape_config_files["+strconv.Itoa(i)+"]", err)
 		}
 	}
-	return ps
+	for i, pat := range c.Notifications.Templates {
+		if pat != "" && !filepath.IsAbs(pat) {
+			pat = filepath.Join(filepath.Dir(c.File), pat)
+		}
+		for _, err := range globFiles(pat, fileread.ConfigLimit) {
+			add("notifications.templates["+strconv.Itoa(i)+"]", err)
+		}
+	}
+	for key, f := range map[string]string{"cert_file": c.Web.TLSServerConfig.CertFile, "key_file": c.Web.TLSServerConfig.KeyFile} {
+		if f == "" {
+			continue
+		}
+		if err := fileread.Check(f, fileread.ConfigLimit); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			add("web.tls_server_config."+key, err)
+		}
+	}
+	return sortProblems(ps)
 }
 
 // globFiles checks every file pattern matches as fileread would read it.

@@ -178,3 +178,110 @@ func TestLoadRefusesNonRegularFiles(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	write("rules/good.yml", "groups: []\n")
+	if err := os.Mkdir(filepath.Join(dir, "rules", "dir.yml"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("loop.yml", filepath.Join(dir, "rules", "loop.yml")); err != nil {
+		t.Fatal(err)
+	}
+	write("empty-secret", "\n")
+	write("token", "t0ken\n")
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, "zero")); err != nil {
+		t.Fatal(err)
+	}
+	file := write("tidewatch.yml", `rule_files:
+  - rules/*.yml
+storage:
+  type: clickhouse
+  clickhouse:
+    addresses: [localhost:9000]
+    password_file: zero
+web:
+  bearer_token_file: missing
+autoscaling:
+  backends:
+    - name: hook
+      type: webhook
+      url: http://localhost:1/
+      secret_file: empty-secret
+    - name: nomad
+      type: nomad
+      address: http://localhost:4646
+      token_file: token
+`)
+	c, err := Load(file, nil)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	got := c.CheckFiles().Error()
+	for _, want := range []string{
+		file + ":2: rule_files[0]: " + filepath.Join(dir, "rules", "dir.yml") + ": not a regular file (a directory)",
+		file + ":2: rule_files[0]: " + filepath.Join(dir, "rules", "loop.yml") + ": too many levels of symbolic links",
+		file + ":7: storage.clickhouse.password_file: " + filepath.Join(dir, "zero") + ": not a regular file (a character device)",
+		file + ":9: web.bearer_token_file: " + filepath.Join(dir, "missing") + ": no such file or directory",
+		file + ":15: autoscaling.backends[0].secret_file: " + filepath.Join(dir, "empty-secret") + " is empty",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("CheckFiles does not report %q:\n%s", want, got)
+		}
+	}
+	if n := strings.Count(got, "\n") + 1; n != 5 {
+		t.Errorf("CheckFiles reported %d problems, want 5:\n%s", n, got)
+	}
+}
+
+func TestLoadRefusesUnboundedIncludes(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Symlink("/dev/zero", filepath.Join(dir, "zero.yml")); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "tidewatch.yml")
+	if err := os.WriteFile(file, []byte("scrape_config_files:\n  - \"*.yml\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(file, nil)
+	want := file + ":2: scrape_config_files[0]: " + filepath.Join(dir, "zero.yml") + ": not a regular file (a character device)"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Load error = %v, want %q", err, want)
+	}
+}
+
+func TestExpandAliases(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"block mapping", "a: &x\n  k: v\n  n: 1\nb: *x\n", "a: &x\n  k: v\n  n: 1\nb: {k: v, n: 1}\n"},
+		{"several on a line after non-ASCII", "a: &x 1\nb: {é: \"ü\", c: *x, d: [*x, *x]}\n", "a: &x 1\nb: {é: \"ü\", c: 1, d: [1, 1]}\n"},
+		{"literal block", "a: &x |\n  two\n  lines\nb: *x\n", "a: &x |\n  two\n  lines\nb: \"two\\nlines\\n\"\n"},
+		{"flow indicators", "a: &x 'a, b: {c}'\nb: *x\n", "a: &x 'a, b: {c}'\nb: \"a, b: {c}\"\n"},
+		{"tags and nulls", "a: &x {s: !!str 5, n: ~, e: }\nb: *x\n", "a: &x {s: !!str 5, n: ~, e: }\nb: {s: !!str 5, n: ~, e: null}\n"},
+		{"merge key", "a: &x {k: v}\nb:\n  <<: *x\n  j: w\n", "a: &x {k: v}\nb:\n  <<: {k: v}\n  j: w\n"},
+		{"nested aliases", "a: &x 1\nb: &y [*x]\nc: *y\n", "a: &x 1\nb: &y [1]\nc: [1]\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root, err := parseRoot([]byte(tc.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines, prob := expandAliases(strings.Split(tc.in, "\n"), root)
+			if prob != nil {
+				t.Fatalf("expandAliases: %v", prob)
+			}
+			if got := strings.Join(lines, "\n"); got != tc.want {
+				t.Fatalf("expandAliases =\n%s\nwant\n%s", got, tc.want)
+			}
+		})
+	}
+}
