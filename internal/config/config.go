@@ -220,7 +220,8 @@ func (p *parser) parse(content []byte) *Config {
 		if !slices.Equal(lines, p.doc.lines) {
 			expanded := []byte(strings.Join(lines, "\n"))
 			if root, err = parseRoot(expanded); err != nil {
-				p.addYAMLError(err)
+				p.problems = append(p.problems, envProblems...)
+				p.addYAMLError(err) // not expected: the rendering is valid flow YAML
 				return nil
 			}
 			if doc, err = splitSections(expanded, root); err != nil {
