@@ -150,6 +150,7 @@ func New(o Options) (*Alerting, error) {
 		ForGracePeriod:  ForGracePeriod,
 		ResendDelay:     ResendDelay,
 		Parser:          store.NewParser(),
+		GroupLoader:     RuleLoader{Parser: store.NewParser(), Logger: o.Logger.With("component", "rule manager")},
 	})
 	return a, nil
 }

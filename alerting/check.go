@@ -4,8 +4,8 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -13,8 +13,11 @@ import (
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/rules"
 	yaml "go.yaml.in/yaml/v3"
 
+	"github.com/tidewatch/tidewatch/internal/fileread"
 	"github.com/tidewatch/tidewatch/store"
 )
 
@@ -47,7 +50,9 @@ func (ps RuleProblems) Error() string {
 // CheckRuleFiles parses files as Prometheus rule files with Tidewatch's
 // PromQL parser (so holt_winters and the experimental functions parse) and
 // returns every problem with its file and line. It returns nil when all
-// are valid.
+// are valid. Each file is read once, bounded by fileread.RuleFileLimit; a
+// file that is not a regular file (a directory, a symlink loop, a device)
+// is a problem.
 func CheckRuleFiles(files []string, logger *slog.Logger) RuleProblems {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -55,12 +60,17 @@ func CheckRuleFiles(files []string, logger *slog.Logger) RuleProblems {
 	p := store.NewParser()
 	var probs RuleProblems
 	for _, f := range files {
-		_, errs := rulefmt.ParseFile(f, false, model.UTF8Validation, p, logger)
+		content, err := fileread.ReadFile(f, fileread.RuleFileLimit)
+		if err != nil {
+			probs = append(probs, RuleProblem{File: f, Message: strings.TrimPrefix(pathErrorMessage(err), f+": ")})
+			continue
+		}
+		_, errs := rulefmt.Parse(content, false, model.UTF8Validation, p, logger)
 		var te *yaml.TypeError
 		if len(errs) == 1 && errors.As(errs[0], &te) {
 			// Unknown fields stop the parse before the rules are checked:
 			// check them too, so that every problem is reported at once.
-			if _, more := rulefmt.ParseFile(f, true, model.UTF8Validation, p, logger); len(more) > 0 {
+			if _, more := rulefmt.Parse(content, true, model.UTF8Validation, p, logger); len(more) > 0 {
 				errs = append(errs, more...)
 			}
 		}
@@ -68,12 +78,53 @@ func CheckRuleFiles(files []string, logger *slog.Logger) RuleProblems {
 		for _, err := range errs {
 			fileProbs = append(fileProbs, ruleProblems(f, err)...)
 		}
-		placeRuleProblems(f, fileProbs)
+		placeRuleProblems(content, fileProbs)
 		slices.SortStableFunc(fileProbs, func(a, b RuleProblem) int { return cmp.Compare(a.Line, b.Line) })
 		probs = append(probs, slices.Compact(fileProbs)...)
 	}
 	return probs
 }
+
+// pathErrorMessage is err's message, with an *fs.PathError shown as
+// "path: what went wrong" rather than "open path: …".
+func pathErrorMessage(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Path + ": " + pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// RuleLoader is the rules manager's rules.GroupLoader: rulefmt.ParseFile's
+// work with each file read through fileread, so that the manager never reads
+// a rule file that CheckRuleFiles would refuse (a symlink to /dev/zero grown
+// in between included).
+type RuleLoader struct {
+	Parser parser.Parser
+	Logger *slog.Logger
+}
+
+var _ rules.GroupLoader = RuleLoader{}
+
+// Load reads and parses the rule file named identifier.
+func (l RuleLoader) Load(identifier string, ignoreUnknownFields bool, scheme model.ValidationScheme) (*rulefmt.RuleGroups, []error) {
+	content, err := fileread.ReadFile(identifier, fileread.RuleFileLimit)
+	if err != nil {
+		return nil, []error{fmt.Errorf("read rule file: %w", err)}
+	}
+	logger := l.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	rgs, errs := rulefmt.Parse(content, ignoreUnknownFields, scheme, l.Parser, logger)
+	for i := range errs {
+		errs[i] = fmt.Errorf("%s: %w", identifier, errs[i])
+	}
+	return rgs, errs
+}
+
+// Parse parses a rule's expression.
+func (l RuleLoader) Parse(query string) (parser.Expr, error) { return l.Parser.ParseExpr(query) }
 
 var (
 	// "12:5: group ..." from rulefmt.Error and WrappedError.
@@ -121,7 +172,7 @@ var ruleRE = regexp.MustCompile(`^group "((?:[^"\\]|\\.)*)", rule (\d+), "(?:[^"
 
 // placeRuleProblems gives line-less problems about a rule (templates,
 // labels) the line of that rule, or of the annotation or label they name.
-func placeRuleProblems(file string, probs RuleProblems) {
+func placeRuleProblems(content []byte, probs RuleProblems) {
 	var root *yaml.Node
 	for i := range probs {
 		if probs[i].Line > 0 {
@@ -132,12 +183,8 @@ func placeRuleProblems(file string, probs RuleProblems) {
 			continue
 		}
 		if root == nil {
-			b, err := os.ReadFile(file)
-			if err != nil {
-				return
-			}
 			var doc yaml.Node
-			if yaml.Unmarshal(b, &doc) != nil || len(doc.Content) == 0 {
+			if yaml.Unmarshal(content, &doc) != nil || len(doc.Content) == 0 {
 				return
 			}
 			root = doc.Content[0]

@@ -3,7 +3,6 @@ package autoscaler
 import (
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	execbackend "github.com/tidewatch/tidewatch/autoscaler/backend/exec"
 	"github.com/tidewatch/tidewatch/autoscaler/backend/process"
 	"github.com/tidewatch/tidewatch/autoscaler/backend/webhook"
+	"github.com/tidewatch/tidewatch/internal/fileread"
 	"github.com/tidewatch/tidewatch/internal/version"
 )
 
@@ -54,7 +54,7 @@ func NewBackend(c BackendConfig, logger *slog.Logger) (backend.Backend, error) {
 
 // readSecret reads a secret file, without its trailing newline.
 func readSecret(file string) (string, error) {
-	b, err := os.ReadFile(file)
+	b, err := fileread.ReadFile(file, fileread.SecretLimit)
 	if err != nil {
 		return "", fmt.Errorf("read secret: %w", err)
 	}

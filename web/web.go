@@ -37,6 +37,7 @@ import (
 	"github.com/prometheus/prometheus/util/notifications"
 	apiv1 "github.com/prometheus/prometheus/web/api/v1"
 
+	"github.com/tidewatch/tidewatch/internal/fileread"
 	"github.com/tidewatch/tidewatch/internal/version"
 	"github.com/tidewatch/tidewatch/store"
 	"github.com/tidewatch/tidewatch/web/api"
@@ -149,7 +150,7 @@ func readToken(c Config) (string, error) {
 	if c.BearerTokenFile == "" {
 		return "", nil
 	}
-	b, err := os.ReadFile(c.BearerTokenFile)
+	b, err := fileread.ReadFile(c.BearerTokenFile, fileread.SecretLimit)
 	if err != nil {
 		return "", fmt.Errorf("read web.bearer_token_file: %w", err)
 	}

@@ -7,11 +7,11 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/tidewatch/tidewatch/autoscaler"
+	"github.com/tidewatch/tidewatch/internal/fileread"
 	"github.com/tidewatch/tidewatch/web/api"
 )
 
@@ -53,7 +53,7 @@ func autoscalerCommand(ctx context.Context, args []string, stdout, stderr io.Wri
 	}
 	c := api.Client{Base: strings.TrimRight(*base, "/")}
 	if *tokenFile != "" {
-		b, err := os.ReadFile(*tokenFile)
+		b, err := fileread.ReadFile(*tokenFile, fileread.SecretLimit)
 		if err != nil {
 			fmt.Fprintf(stderr, "autoscaler: %v\n", err)
 			return 1

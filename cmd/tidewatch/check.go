@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 
 	"github.com/tidewatch/tidewatch/alerting"
 	"github.com/tidewatch/tidewatch/internal/config"
+	"github.com/tidewatch/tidewatch/internal/fileread"
 )
 
 // checkCommand validates files: `check config FILE…` and `check rules
@@ -21,25 +23,50 @@ func checkCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: tidewatch check config FILE...\n       tidewatch check rules FILE...")
 		return 2
 	}
-	logger := slog.New(slog.DiscardHandler)
 	status := 0
 	for _, file := range args[1:] {
-		_, err := config.Load(file, logger)
-		if err == nil {
+		probs := checkConfigFile(file)
+		if len(probs) == 0 {
 			fmt.Fprintf(stdout, "%s: OK\n", file)
 			continue
 		}
 		status = 1
-		var probs config.Problems
-		if errors.As(err, &probs) {
-			for _, p := range probs {
-				fmt.Fprintln(stdout, p.String())
-			}
-			continue
+		for _, p := range probs {
+			fmt.Fprintln(stdout, p)
 		}
-		fmt.Fprintf(stdout, "%s: %v\n", file, err)
 	}
 	return status
+}
+
+// checkConfigFile finds what serve would find in file: the configuration's
+// problems, then the files it names that serve reads at start (rule files,
+// token, secret, password and TLS files), then the rules themselves.
+func checkConfigFile(file string) []string {
+	logger := slog.New(slog.DiscardHandler)
+	cfg, err := config.Load(file, logger)
+	if err != nil {
+		var probs config.Problems
+		if errors.As(err, &probs) {
+			return lines(probs)
+		}
+		return []string{fmt.Sprintf("%s: %v", file, err)}
+	}
+	out := lines(cfg.CheckFiles())
+	ruleFiles, err := alerting.RuleFiles(cfg.RuleFiles)
+	if err != nil {
+		return append(out, fmt.Sprintf("%s: %v", file, err))
+	}
+	// Files that cannot be read are in CheckFiles' problems, at their rule_files line.
+	ruleFiles = slices.DeleteFunc(ruleFiles, func(f string) bool { return fileread.Check(f, fileread.RuleFileLimit) != nil })
+	return append(out, lines(alerting.CheckRuleFiles(ruleFiles, logger))...)
+}
+
+func lines[P fmt.Stringer](ps []P) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
 }
 
 // checkRulesCommand validates Prometheus rule files like promtool check rules.

@@ -7,12 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/tidewatch/tidewatch/dashboards"
 	"github.com/tidewatch/tidewatch/internal/config"
+	"github.com/tidewatch/tidewatch/internal/fileread"
 	"github.com/tidewatch/tidewatch/store"
 	"github.com/tidewatch/tidewatch/web"
 )
@@ -135,7 +135,7 @@ func dashboardsPush(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	c := &dashboards.Client{URL: *grafanaURL, Token: *token, HTTP: &http.Client{}}
 	if *tokenFile != "" {
-		b, err := os.ReadFile(*tokenFile)
+		b, err := fileread.ReadFile(*tokenFile, fileread.SecretLimit)
 		if err != nil {
 			fmt.Fprintf(stderr, "dashboards push: read token file: %v\n", err)
 			return 1

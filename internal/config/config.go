@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 
 	promconfig "github.com/prometheus/prometheus/config"
@@ -19,6 +20,7 @@ import (
 	twdiscovery "github.com/tidewatch/tidewatch/collector/discovery"
 	"github.com/tidewatch/tidewatch/collector/probe"
 	"github.com/tidewatch/tidewatch/dashboards"
+	"github.com/tidewatch/tidewatch/internal/fileread"
 	"github.com/tidewatch/tidewatch/store"
 	"github.com/tidewatch/tidewatch/web"
 )
@@ -26,7 +28,7 @@ import (
 // Config is the whole file.
 //
 // A field whose yaml key and Go type are those of a field of Prometheus'
-// config.Config (global, scrape_configs, scrape_config_files, later rule_files,
+// config.Config (global, scrape_configs, scrape_config_files, rule_files,
 // alerting…) is a Prometheus section: it is decoded by promconfig.Load and
 // copied from Prom. Every other field is a Tidewatch section: decoded on its
 // own with yaml.v2, ${ENV}-expanded, and checked with its Validate() error
@@ -67,16 +69,31 @@ type Config struct {
 	Prom *promconfig.Config `yaml:"-"`
 	// File is the absolute path the config was loaded from.
 	File string `yaml:"-"`
+
+	// name is the file as named by the caller, for Problems; keyLines maps
+	// a field path to the line of its key (see CheckFiles).
+	name     string         `yaml:"-"`
+	keyLines map[string]int `yaml:"-"`
 }
 
-// Load reads and checks the configuration file. When the file is invalid the
-// error is Problems, listing every problem found.
+// Load reads and checks the configuration file, which must be a regular file
+// of at most fileread.ConfigLimit bytes. It also refuses scrape_config_files,
+// notifications.templates and web TLS files that are not regular files within
+// their limit (libraries read those without a bound). When the file is
+// invalid the error is Problems, listing every problem found.
 func Load(filename string, logger *slog.Logger) (*Config, error) {
-	content, err := os.ReadFile(filename)
+	content, err := fileread.ReadFile(filename, fileread.ConfigLimit)
 	if err != nil {
 		return nil, fmt.Errorf("read config file: %w", err)
 	}
-	return Parse(filename, content, logger)
+	cfg, err := Parse(filename, content, logger)
+	if err != nil {
+		return nil, err
+	}
+	if ps := cfg.checkBoundedFiles(); len(ps) > 0 {
+		return nil, ps
+	}
+	return cfg, nil
 }
 
 // Parse checks content, the text of the configuration file filename. Relative
@@ -102,6 +119,8 @@ func Parse(filename string, content []byte, logger *slog.Logger) (*Config, error
 		return nil, ps
 	}
 	cfg.File = abs
+	cfg.name = filename
+	cfg.keyLines = p.walk.keyLines
 	return cfg, nil
 }
 
@@ -188,6 +207,29 @@ func (p *parser) parse(content []byte) *Config {
 		}
 		doc.lines = p.doc.lines
 		p.doc = doc
+	}
+
+	// Aliases, then parse again: every part of the file decodes on its own.
+	if root != nil {
+		lines, prob := expandAliases(p.doc.lines, root)
+		if prob != nil {
+			p.problems = append(p.problems, envProblems...)
+			p.problems = append(p.problems, *prob)
+			return nil
+		}
+		if !slices.Equal(lines, p.doc.lines) {
+			expanded := []byte(strings.Join(lines, "\n"))
+			if root, err = parseRoot(expanded); err != nil {
+				p.problems = append(p.problems, envProblems...)
+				p.addYAMLError(err) // not expected: the rendering is valid flow YAML
+				return nil
+			}
+			if doc, err = splitSections(expanded, root); err != nil {
+				p.add(root.Line, "", err.Error())
+				return nil
+			}
+			p.doc = doc
+		}
 	}
 
 	p.walk = newWalker()

@@ -2,12 +2,18 @@
 // and reports every problem in it as "file:line: field: message".
 //
 // The file mixes Prometheus' sections (global, scrape_configs,
-// scrape_config_files, later rule_files and alerting), whose types are reused
+// scrape_config_files, rule_files and alerting), whose types are reused
 // from github.com/prometheus/prometheus/config, with Tidewatch's own sections
 // (storage, query, web…), each owned by the package that uses it. Both kinds are
 // yaml.v2 types with UnmarshalYAML methods that set defaults and check values.
 // Decoding with yaml.v2 alone stops at the first custom-decoder error and that
-// error has no line, so checking takes three passes:
+// error has no line, so checking takes three passes, each decoding parts of the
+// file on their own. So that an anchor defined in one part can be used in
+// another (across list items and sections, merge keys "<<: *x" included, as
+// Prometheus' loader allows), every alias is first replaced in the text by a
+// one-line flow rendering of the node it names: line numbers do not move, and
+// a problem inside an aliased value is reported at the alias' line. Expansion
+// stops at 2^20 nodes or 64 MiB (an alias bomb is a problem, not a hang).
 //
 //  1. Walk. The file is parsed with yaml.v3 into a node tree, which is walked
 //     alongside the Go type of Config by reflection (yaml tags, ",inline",
@@ -53,4 +59,12 @@
 // Relative *_file paths resolve against the configuration file's directory, as
 // in Prometheus; storage.embedded.path is data, not configuration, and stays
 // relative to the working directory.
+//
+// Load reads the file through internal/fileread (a regular file of at most
+// fileread.ConfigLimit) and refuses scrape_config_files and
+// notifications.templates matches and web TLS files that are not such files,
+// since the libraries that read them later do so without a bound. Config.CheckFiles,
+// used by `tidewatch check config`, reads the other files serve reads at start
+// (rule file matches, token, secret, password and TLS files) and reports them
+// at the line of the field that names them.
 package config

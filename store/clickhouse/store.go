@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +15,8 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/prometheus/storage"
+
+	"github.com/tidewatch/tidewatch/internal/fileread"
 )
 
 const (
@@ -82,7 +83,7 @@ func Open(cfg Config, logger *slog.Logger, set *metrics.Set) (*Store, error) {
 		Protocol:     clickhouse.Native,
 	}
 	if cfg.PasswordFile != "" {
-		b, err := os.ReadFile(cfg.PasswordFile)
+		b, err := fileread.ReadFile(cfg.PasswordFile, fileread.SecretLimit)
 		if err != nil {
 			return nil, fmt.Errorf("storage.clickhouse.password_file: %w", err)
 		}

@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +34,8 @@ import (
 	"github.com/prometheus/prometheus/discovery/targetgroup"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/tidewatch/tidewatch/internal/fileread"
 )
 
 // keyLabel is the meta label holding the etcd key a target group came from.
@@ -195,7 +196,7 @@ func (c *SDConfig) clientConfig() (clientv3.Config, error) {
 		PermitWithoutStream:  true,
 	}
 	if c.PasswordFile != "" {
-		b, err := os.ReadFile(c.PasswordFile)
+		b, err := fileread.ReadFile(c.PasswordFile, fileread.SecretLimit)
 		if err != nil {
 			return cc, fmt.Errorf("etcd discovery: read password_file: %w", err)
 		}
