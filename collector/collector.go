@@ -108,6 +108,21 @@ func (c *Collector) SDMetrics() *discovery.SDMetrics { return c.sdMetrics }
 // created and runs the job without it; Tidewatch refuses the configuration,
 // so that a reload keeps the running one whole.
 func (c *Collector) Check(cfg *promconfig.Config) error {
+	return checkConfig(cfg, c.logger, c.sdMetrics)
+}
+
+// CheckConfig is Check without a collector, for `tidewatch check config`:
+// the discoverers' metrics go to a registry nobody reads.
+func CheckConfig(cfg *promconfig.Config, logger *slog.Logger) error {
+	twdiscovery.Register()
+	sdMetrics, err := discovery.CreateAndRegisterSDMetrics(prometheus.NewRegistry())
+	if err != nil {
+		return fmt.Errorf("register service discovery metrics: %w", err)
+	}
+	return checkConfig(cfg, logger, sdMetrics)
+}
+
+func checkConfig(cfg *promconfig.Config, logger *slog.Logger, sdMetrics *discovery.SDMetrics) error {
 	scfgs, err := cfg.GetScrapeConfigs()
 	if err != nil {
 		return fmt.Errorf("read scrape configs: %w", err)
@@ -124,8 +139,8 @@ func (c *Collector) Check(cfg *promconfig.Config) error {
 			// Built as the discovery manager builds it, never run: creating a
 			// discoverer starts nothing (clients dial lazily).
 			_, err := sd.NewDiscoverer(discovery.DiscovererOptions{
-				Logger:  c.logger,
-				Metrics: c.sdMetrics.MechanismMetrics[sd.Name()],
+				Logger:  logger,
+				Metrics: sdMetrics.MechanismMetrics[sd.Name()],
 				SetName: sc.JobName,
 			})
 			if err != nil {

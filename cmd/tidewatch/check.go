@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/tidewatch/tidewatch/alerting"
+	"github.com/tidewatch/tidewatch/collector"
 	"github.com/tidewatch/tidewatch/internal/config"
 	"github.com/tidewatch/tidewatch/internal/fileread"
 )
@@ -52,6 +53,14 @@ func checkConfigFile(file string) []string {
 		return []string{fmt.Sprintf("%s: %v", file, err)}
 	}
 	out := lines(cfg.CheckFiles())
+	// What the collector checks before it takes a configuration: every
+	// job's HTTP client (CA and client certificate files, credentials) and
+	// every discoverer builds.
+	if err := collector.CheckConfig(cfg.Prom, logger); err != nil {
+		for _, e := range splitJoined(err) {
+			out = append(out, fmt.Sprintf("%s: scrape_configs: %v", file, e))
+		}
+	}
 	ruleFiles, err := alerting.RuleFiles(cfg.RuleFiles)
 	if err != nil {
 		return append(out, fmt.Sprintf("%s: %v", file, err))
@@ -59,6 +68,14 @@ func checkConfigFile(file string) []string {
 	// Files that cannot be read are in CheckFiles' problems, at their rule_files line.
 	ruleFiles = slices.DeleteFunc(ruleFiles, func(f string) bool { return fileread.Check(f, fileread.RuleFileLimit) != nil })
 	return append(out, lines(alerting.CheckRuleFiles(ruleFiles, logger))...)
+}
+
+// splitJoined unwraps an errors.Join into its errors.
+func splitJoined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 func lines[P fmt.Stringer](ps []P) []string {

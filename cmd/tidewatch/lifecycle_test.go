@@ -294,3 +294,19 @@ func apiPostJSON(ctx context.Context, u, body string) (int, string, error) {
 	b, err := readAll(resp)
 	return resp.StatusCode, b, err
 }
+
+// TestCheckConfigFindsWhatTheCollectorRefuses: a scrape job whose CA file
+// does not exist passes config loading but not the collector's Check; check
+// config reports it, as serve and a reload would refuse it.
+func TestCheckConfigFindsWhatTheCollectorRefuses(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "tidewatch.yml")
+	if err := os.WriteFile(file, []byte("scrape_configs:\n  - job_name: b\n    static_configs: [{targets: [\"127.0.0.1:1\"]}]\n    tls_config: {ca_file: missing-ca.pem}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code := runCmd(t, twBin, "check", "config", file)
+	if code != 1 || !strings.Contains(out, `scrape job "b"`) || !strings.Contains(out, "missing-ca.pem") {
+		t.Errorf("check config with a missing CA file: exit %d\n%s", code, out)
+	}
+}
