@@ -227,6 +227,7 @@ func newServer(cfg *config.Config, file, listenOverride string, flags map[string
 		Targets:       s.collector.Targets(),
 		PromConfig:    s.promConfig,
 		Flags:         flags,
+		Query:         cfg.Query,
 		LookbackDelta: time.Duration(cfg.Query.LookbackDelta),
 		QueryTimeout:  time.Duration(cfg.Query.Timeout),
 		Reload:        s.reload,
