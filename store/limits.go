@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
@@ -196,7 +197,7 @@ func checkSamplesEstimate(stmt parser.Statement, maxSamples int) error {
 		points := (s+sq.Range.Milliseconds())/max(step.Milliseconds(), 1) + 1
 		if points > limit {
 			err = promql.ErrTooManySamples(fmt.Sprintf("subquery [%s:%s], estimated before evaluation at %d points per series (query.max_samples is %d)",
-				sq.Range, step, points, limit))
+				model.Duration(sq.Range), model.Duration(step), points, limit))
 		}
 		return err
 	})

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 
 	"github.com/prometheus/prometheus/promql"
 )
@@ -38,14 +39,23 @@ func (t *queryTracker) GetMaxConcurrent() int { return cap(t.slots) }
 func (t *queryTracker) Insert(ctx context.Context, _ string) (int, error) {
 	// A context that has already ended must not win a free slot by chance.
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return 0, queueErr(err)
 	}
 	select {
 	case t.slots <- struct{}{}:
 		return 0, nil
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return 0, queueErr(ctx.Err())
 	}
+}
+
+// queueErr names a context's end the way the engine does, so that the API
+// answers 503 timeout or canceled for a query that never got a slot.
+func queueErr(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return promql.ErrQueryTimeout("query queue")
+	}
+	return promql.ErrQueryCanceled("query queue")
 }
 
 // Delete releases the slot Insert took.
