@@ -175,7 +175,9 @@ func TestMaxConcurrency(t *testing.T) {
 		// A query waiting for a slot ends with its context.
 		hold := make(chan struct{})
 		for range 2 {
-			go func() { done <- eng.NewTestQuery(func(context.Context) error { <-hold; return nil }).Exec(context.Background()).Err }()
+			go func() {
+				done <- eng.NewTestQuery(func(context.Context) error { <-hold; return nil }).Exec(context.Background()).Err
+			}()
 		}
 		synctest.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
