@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/stats"
 )
 
 // Errors of the checks that run before a query is parsed.
@@ -226,23 +227,36 @@ func NewLimitedEngine(e *promql.Engine, c QueryConfig) *LimitedEngine {
 // would load too many samples fails on Exec with promql.ErrTooManySamples
 // (422), as it would have had it run.
 func (e *LimitedEngine) NewInstantQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, ts time.Time) (promql.Query, error) {
-	if err := CheckQueryText(qs, e.cfg.MaxLength, e.cfg.MaxDepth); err != nil {
-		return nil, err
-	}
-	qry, err := e.engine.NewInstantQuery(ctx, q, opts, qs, ts)
-	if err != nil {
-		return nil, err
-	}
-	return e.estimate(qry), nil
+	return e.newQuery(ctx, qs, func(ctx context.Context) (promql.Query, error) {
+		return e.engine.NewInstantQuery(ctx, q, opts, qs, ts)
+	})
 }
 
 // NewRangeQuery implements promql.QueryEngine, as NewInstantQuery.
 func (e *LimitedEngine) NewRangeQuery(ctx context.Context, q storage.Queryable, opts promql.QueryOpts, qs string, start, end time.Time, interval time.Duration) (promql.Query, error) {
+	return e.newQuery(ctx, qs, func(ctx context.Context) (promql.Query, error) {
+		return e.engine.NewRangeQuery(ctx, q, opts, qs, start, end, interval)
+	})
+}
+
+func (e *LimitedEngine) newQuery(ctx context.Context, qs string, build func(context.Context) (promql.Query, error)) (promql.Query, error) {
 	if err := CheckQueryText(qs, e.cfg.MaxLength, e.cfg.MaxDepth); err != nil {
 		return nil, err
 	}
-	qry, err := e.engine.NewRangeQuery(ctx, q, opts, qs, start, end, interval)
+	// The engine parses holding a query slot, so building a query can wait
+	// in the queue: bound that wait by query.timeout too (the engine only
+	// bounds Exec), and report it as Exec would, not as a bad expression.
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(e.cfg.Timeout))
+	defer cancel()
+	qry, err := build(ctx)
 	if err != nil {
+		var (
+			timeout  promql.ErrQueryTimeout
+			canceled promql.ErrQueryCanceled
+		)
+		if errors.As(err, &timeout) || errors.As(err, &canceled) {
+			return failedQuery{qs: qs, err: err}, nil
+		}
 		return nil, err
 	}
 	return e.estimate(qry), nil
@@ -262,3 +276,21 @@ type refusedQuery struct {
 }
 
 func (r refusedQuery) Exec(context.Context) *promql.Result { return &promql.Result{Err: r.err} }
+
+// failedQuery is a query the engine could not build in time: Exec fails at
+// once.
+type failedQuery struct {
+	qs  string
+	err error
+}
+
+var _ promql.Query = failedQuery{}
+
+func (f failedQuery) Exec(context.Context) *promql.Result { return &promql.Result{Err: f.err} }
+func (failedQuery) Close()                                {}
+func (failedQuery) Statement() parser.Statement           { return &parser.EvalStmt{} }
+func (failedQuery) Cancel()                               {}
+func (f failedQuery) String() string                      { return f.qs }
+func (failedQuery) Stats() *stats.Statistics {
+	return &stats.Statistics{Timers: stats.NewQueryTimers(), Samples: stats.NewQuerySamples(false)}
+}

@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/features"
@@ -215,4 +216,34 @@ func TestRegisterQueryFeatures(t *testing.T) {
 			t.Errorf("%s/%s = %v (registered %v), want %v", f.category, f.name, v, ok, f.want)
 		}
 	}
+}
+
+// TestLimitedEngineQueueTimeout: the engine waits for a slot while it
+// parses, before Exec; that wait ends at query.timeout too, as a timeout.
+func TestLimitedEngineQueueTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := store.DefaultQueryConfig
+		c.MaxConcurrency = 1
+		c.Timeout = model.Duration(time.Second)
+		raw := store.NewEngine(c, slog.New(slog.DiscardHandler), nil)
+		eng := store.NewLimitedEngine(raw, c)
+		hold := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			raw.NewTestQuery(func(context.Context) error { <-hold; return nil }).Exec(context.Background())
+			close(done)
+		}()
+		synctest.Wait()
+		q, err := eng.NewInstantQuery(context.Background(), empty, nil, "vector(1)", time.Unix(0, 0))
+		if err != nil {
+			t.Fatalf("NewInstantQuery = %v, want a query failing on Exec", err)
+		}
+		var timeout promql.ErrQueryTimeout
+		if err := q.Exec(context.Background()).Err; !errors.As(err, &timeout) {
+			t.Errorf("Exec = %v, want ErrQueryTimeout", err)
+		}
+		q.Close()
+		close(hold)
+		<-done
+	})
 }
