@@ -152,18 +152,31 @@ func isOperatorWord(w string) bool {
 	return false
 }
 
+// workFactor bounds, as a multiple of query.max_samples, the points a range
+// function may visit over a subquery for one series (see
+// checkSamplesEstimate).
+const workFactor = 10
+
 // checkSamplesEstimate refuses, before anything is allocated, a statement
-// whose subqueries or steps would hold more than maxSamples points for a
-// single series. The engine only counts samples as it produces them, after
-// it has sized its buffers for every step: count_over_time(vector(1)[2d:1ms])
-// peaked at 5.4 GB before max_samples stopped it. The estimate is a lower
-// bound of the real count (it assumes one series), so it never refuses a
-// query the engine would have completed with at least one series.
+// that would hold more than maxSamples points for a single series in one
+// subquery or in its steps, or visit more than workFactor×maxSamples points
+// for a single series in a range function over a subquery.
+//
+// Memory: the engine only counts samples as it produces them, after it has
+// sized its buffers for every step: count_over_time(vector(1)[2d:1ms])
+// peaked at 5.4 GB before max_samples stopped it. Work: the engine checks
+// for its deadline once per series, not per step, in the loop of a range
+// function, so count_over_time(up[30d:1ms]) ran for 68 s under a 5 s
+// timeout. The estimates are lower bounds of the real counts (they assume
+// one series), so they never refuse a query the engine would have
+// completed with at least one series.
 //
 // The engine evaluates a subquery once over its parent's whole time span
 // widened by the subquery's range, at the subquery's step; a nested
 // subquery widens it again; a step-invariant part (an @ modifier, a
-// constant) is evaluated at a single instant.
+// constant) is evaluated at a single instant. A range function over a
+// subquery visits, at each of its parent's steps, a window of the
+// subquery's range.
 func checkSamplesEstimate(stmt parser.Statement, maxSamples int) error {
 	es, ok := stmt.(*parser.EvalStmt)
 	if !ok {
@@ -176,33 +189,89 @@ func checkSamplesEstimate(stmt parser.Statement, maxSamples int) error {
 			return promql.ErrTooManySamples(fmt.Sprintf("a range query of %d steps (query.max_samples is %d)", steps, limit))
 		}
 	}
-	var err error
-	parser.Inspect(es.Expr, func(n parser.Node, path []parser.Node) error {
-		sq, ok := n.(*parser.SubqueryExpr)
-		if !ok || err != nil {
-			return err
-		}
-		s := span
+	// evalContext is the time span (ms) and step (ms, 0 for an instant) over
+	// which the children of path's last node are evaluated.
+	evalContext := func(path []parser.Node) (span, step int64) {
+		span, step = es.End.Sub(es.Start).Milliseconds(), es.Interval.Milliseconds()
 		for _, a := range path {
 			switch a := a.(type) {
 			case *parser.StepInvariantExpr:
-				s = 0
+				span, step = 0, 0
 			case *parser.SubqueryExpr:
-				s += a.Range.Milliseconds()
+				span += a.Range.Milliseconds()
+				step = subqueryStep(a)
 			}
 		}
-		step := sq.Step
-		if step <= 0 {
-			step = noStepSubqueryInterval
+		return span, step
+	}
+	var err error
+	parser.Inspect(es.Expr, func(n parser.Node, path []parser.Node) error {
+		if err != nil {
+			return err
 		}
-		points := (s+sq.Range.Milliseconds())/max(step.Milliseconds(), 1) + 1
-		if points > limit {
-			err = promql.ErrTooManySamples(fmt.Sprintf("subquery [%s:%s], estimated before evaluation at %d points per series (query.max_samples is %d)",
-				model.Duration(sq.Range), model.Duration(step), points, limit))
+		// memory checks what subquery sq, whose ancestors are path, holds.
+		memory := func(sq *parser.SubqueryExpr, path []parser.Node) error {
+			s, _ := evalContext(path)
+			points := (s+sq.Range.Milliseconds())/subqueryStep(sq) + 1
+			if points <= limit {
+				return nil
+			}
+			return promql.ErrTooManySamples(fmt.Sprintf("subquery [%s:%s], estimated before evaluation at %d points per series (query.max_samples is %d)",
+				model.Duration(sq.Range), model.Duration(time.Duration(subqueryStep(sq))*time.Millisecond), points, limit))
+		}
+		switch n := n.(type) {
+		case *parser.SubqueryExpr:
+			err = memory(n, path)
+		case *parser.Call:
+			for _, arg := range n.Args {
+				sq, ok := unwrap(arg).(*parser.SubqueryExpr)
+				if !ok {
+					continue
+				}
+				// Memory first: it is the graver refusal, and the one the
+				// engine itself would have given.
+				if err = memory(sq, append(path[:len(path):len(path)], n)); err != nil {
+					return err
+				}
+				s, step := evalContext(path)
+				steps := int64(1)
+				if step > 0 {
+					steps = s/step + 1
+				}
+				window := sq.Range.Milliseconds() / subqueryStep(sq)
+				if window > workFactor*limit/steps {
+					err = promql.ErrTooManySamplesRead(fmt.Sprintf("%s over subquery [%s:%s]: %d steps of %d points per series, estimated before evaluation (more than %d × query.max_samples %d)",
+						n.Func.Name, model.Duration(sq.Range), model.Duration(time.Duration(subqueryStep(sq))*time.Millisecond), steps, window, workFactor, limit))
+					return err
+				}
+			}
 		}
 		return err
 	})
 	return err
+}
+
+// subqueryStep is sq's step in milliseconds, at least 1.
+func subqueryStep(sq *parser.SubqueryExpr) int64 {
+	step := sq.Step
+	if step <= 0 {
+		step = noStepSubqueryInterval
+	}
+	return max(step.Milliseconds(), 1)
+}
+
+// unwrap removes the parentheses and step-invariance markers around e.
+func unwrap(e parser.Expr) parser.Expr {
+	for {
+		switch x := e.(type) {
+		case *parser.ParenExpr:
+			e = x.Expr
+		case *parser.StepInvariantExpr:
+			e = x.Expr
+		default:
+			return e
+		}
+	}
 }
 
 // LimitedEngine is the engine as the HTTP API sees it: before a query is

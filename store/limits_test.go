@@ -89,12 +89,13 @@ func TestLimitedEngineEstimate(t *testing.T) {
 	eng := store.NewLimitedEngine(store.NewEngine(c, logger, nil), c)
 	now := time.Unix(1_700_000_000, 0)
 	cases := []struct {
-		name       string
-		q          string
-		rangeOf    time.Duration // 0: an instant query
-		step       time.Duration
-		tooMany    bool
-		wantInText string
+		name        string
+		q           string
+		rangeOf     time.Duration // 0: an instant query
+		step        time.Duration
+		tooMany     bool
+		samplesRead bool
+		wantInText  string
 	}{
 		{name: "the query of death", q: `count_over_time(vector(1)[2d:1ms])`, tooMany: true, wantInText: "subquery [2d:1ms]"},
 		{name: "on a selector", q: `count_over_time(up[30d:1ms])`, tooMany: true},
@@ -105,6 +106,10 @@ func TestLimitedEngineEstimate(t *testing.T) {
 		{name: "the inner subquery alone fits", q: `count_over_time(vector(1)[1h:10ms])`},
 		{name: "a range query widens its subqueries", q: `count_over_time(vector(1)[1h:10ms])`, rangeOf: 12 * time.Hour, step: time.Hour, tooMany: true},
 		{name: "@ pins a subquery to an instant", q: `count_over_time(vector(1)[1h:10ms] @ 1700000000)`, rangeOf: 12 * time.Hour, step: time.Hour},
+		{name: "a range function over a huge window at every step", q: `sum_over_time(sum_over_time(vector(1)[1h:10ms])[1h:1s])`, samplesRead: true, wantInText: "3601 steps of 360000 points"},
+		{name: "a range function over a subquery in a range query", q: `avg_over_time(vector(1)[7d:1m])`, rangeOf: 30 * 24 * time.Hour, step: time.Minute, samplesRead: true},
+		{name: "a week of hourly steps over a month at a minute", q: `avg_over_time(vector(1)[30d:1m])`, rangeOf: 7 * 24 * time.Hour, step: time.Hour},
+		{name: "a dashboard's max of rates", q: `max_over_time(rate(up[5m])[1h:1m])`, rangeOf: 7 * 24 * time.Hour, step: 5 * time.Minute},
 		{name: "too many steps", q: `vector(1)`, rangeOf: 30 * 24 * time.Hour, step: time.Second, tooMany: true, wantInText: "steps"},
 	}
 	for _, c := range cases {
@@ -124,9 +129,15 @@ func TestLimitedEngineEstimate(t *testing.T) {
 			}
 			defer q.Close()
 			res := q.Exec(ctx)
-			var tms promql.ErrTooManySamples
+			var (
+				tms  promql.ErrTooManySamples
+				tmsr promql.ErrTooManySamplesRead
+			)
 			if got := errors.As(res.Err, &tms); got != c.tooMany {
 				t.Fatalf("Exec error %v; want ErrTooManySamples: %v", res.Err, c.tooMany)
+			}
+			if got := errors.As(res.Err, &tmsr); got != c.samplesRead {
+				t.Fatalf("Exec error %v; want ErrTooManySamplesRead: %v", res.Err, c.samplesRead)
 			}
 			if c.wantInText != "" && !strings.Contains(res.Err.Error(), c.wantInText) {
 				t.Errorf("error %q does not say %q", res.Err, c.wantInText)

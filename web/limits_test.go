@@ -65,6 +65,7 @@ func TestQueryLimits(t *testing.T) {
 		{"a long dashboard or-chain", "POST", "/api/v1/query?time=" + t0s, "query", orChain(60_000), 200, "", ""},
 		{"the query of death", "GET", "/api/v1/query?time=" + t0s, "query", "count_over_time(vector(1)[2d:1ms])", 422, "execution", "query processing would load too many samples into memory"},
 		{"the query of death as a range query", "GET", "/api/v1/query_range?start=0&end=3600&step=60", "query", "count_over_time(vector(1)[2d:1ms])", 422, "execution", "too many samples"},
+		{"hours of uninterruptible work", "GET", "/api/v1/query?time=" + t0s, "query", "sum_over_time(sum_over_time(vector(1)[1d:100ms])[1d:1s])", 422, "cost_limit", "query would read too many samples"},
 		{"a selector's subquery", "GET", "/api/v1/query?time=" + t0s, "query", "count_over_time(up[30d:1ms])", 422, "execution", "too many samples"},
 	}
 	for _, c := range cases {
@@ -133,8 +134,9 @@ func TestQueryCancelledWithClient(t *testing.T) {
 	q := store.DefaultQueryConfig
 	q.Timeout = model.Duration(time.Hour)
 	e := newEnv(t, envOpts{query: q})
-	// Within max_samples, but hours of work: 86,400 windows of 864,000 points.
-	slow := `sum_over_time(sum_over_time(vector(1)[1d:100ms])[1d:1s])`
+	// Within every limit, but a minute or so of work: 1.7 million steps
+	// of 24 vector operations each, during which the engine checks its context.
+	slow := "count_over_time((vector(time())" + strings.Repeat(" + vector(time())", 23) + ")[1d:50ms])"
 	ctx, cancel := context.WithCancel(context.Background())
 	req, err := http.NewRequestWithContext(ctx, "GET", e.url+"/api/v1/query?time="+t0s+"&query="+url.QueryEscape(slow), nil)
 	if err != nil {
