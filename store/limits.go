@@ -32,9 +32,9 @@ const noStepSubqueryInterval = time.Minute
 // binary operator chained at the same level, because `a or b or c` parses as
 // ((a or b) or c). Both kinds matter: PromQL's parser, its printer and the
 // engine walk the tree recursively, and some of those walks are quadratic or
-// cubic in its depth (format_query of a 2,000-term `1+1+…` chain ran for
-// minutes). Brackets and operators inside string literals and comments do
-// not count, nor do label matchers inside braces.
+// cubic in its depth (formatting a 2,000-term `1+1+…` chain took 43 s, and
+// parsing a 64 KB one 16 s). Brackets and operators inside string literals
+// and comments do not count, nor do label matchers inside braces.
 func CheckQueryText(qs string, maxLength, maxDepth int) error {
 	if len(qs) > maxLength {
 		return fmt.Errorf("%w: %d bytes, more than query.max_length (%d)", ErrQueryTooLong, len(qs), maxLength)

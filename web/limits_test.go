@@ -44,7 +44,7 @@ func TestQueryLimits(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	long := strings.Repeat("a", store.DefaultQueryConfig.MaxLength+1)
 	deep := nested(store.DefaultQueryConfig.MaxDepth + 1)
-	chain := "1" + strings.Repeat("+1", 20_000) // 40 KB: minutes to parse and print on 6480e51
+	chain := "1" + strings.Repeat("+1", 20_000) // 40 KB: seconds to parse, far longer to evaluate or format on 6480e51
 	cases := []struct {
 		name, method, path, param, value string
 		code                             int
