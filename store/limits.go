@@ -165,9 +165,10 @@ const workFactor = 10
 // Memory: the engine only counts samples as it produces them, after it has
 // sized its buffers for every step: count_over_time(vector(1)[2d:1ms])
 // peaked at 5.4 GB before max_samples stopped it. Work: the engine checks
-// for its deadline once per series, not per step, in the loop of a range
-// function, so count_over_time(up[30d:1ms]) ran for 68 s under a 5 s
-// timeout. The estimates are lower bounds of the real counts (they assume
+// its deadline once per series, not per step, in its loops over a
+// selector's and a range function's steps, so count_over_time(up[30d:1ms])
+// ran for 68 s under a 5 s timeout, and a range function over a wide
+// subquery window at many steps runs for hours whatever the timeout. The estimates are lower bounds of the real counts (they assume
 // one series), so they never refuse a query the engine would have
 // completed with at least one series.
 //
@@ -204,20 +205,20 @@ func checkSamplesEstimate(stmt parser.Statement, maxSamples int) error {
 		}
 		return span, step
 	}
+	// memory checks what subquery sq, whose ancestors are path, holds.
+	memory := func(sq *parser.SubqueryExpr, path []parser.Node) error {
+		s, _ := evalContext(path)
+		points := (s+sq.Range.Milliseconds())/subqueryStep(sq) + 1
+		if points <= limit {
+			return nil
+		}
+		return promql.ErrTooManySamples(fmt.Sprintf("subquery [%s:%s], estimated before evaluation at %d points per series (query.max_samples is %d)",
+			model.Duration(sq.Range), model.Duration(time.Duration(subqueryStep(sq))*time.Millisecond), points, limit))
+	}
 	var err error
 	parser.Inspect(es.Expr, func(n parser.Node, path []parser.Node) error {
 		if err != nil {
 			return err
-		}
-		// memory checks what subquery sq, whose ancestors are path, holds.
-		memory := func(sq *parser.SubqueryExpr, path []parser.Node) error {
-			s, _ := evalContext(path)
-			points := (s+sq.Range.Milliseconds())/subqueryStep(sq) + 1
-			if points <= limit {
-				return nil
-			}
-			return promql.ErrTooManySamples(fmt.Sprintf("subquery [%s:%s], estimated before evaluation at %d points per series (query.max_samples is %d)",
-				model.Duration(sq.Range), model.Duration(time.Duration(subqueryStep(sq))*time.Millisecond), points, limit))
 		}
 		switch n := n.(type) {
 		case *parser.SubqueryExpr:
