@@ -2,8 +2,10 @@ package web
 
 import (
 	"errors"
+	"time"
 
 	"github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
 )
 
 // Config is the web section of the configuration file.
@@ -17,6 +19,10 @@ type Config struct {
 	TLSServerConfig TLSConfig `yaml:"tls_server_config"`
 	// ExternalURL is the URL under which Tidewatch is reachable, used in links.
 	ExternalURL string `yaml:"external_url"`
+	// ReadTimeout bounds the time to read a whole request, body included
+	// (Prometheus' --web.read-timeout). It does not bound the handler:
+	// queries run under query.timeout once their request is read.
+	ReadTimeout model.Duration `yaml:"read_timeout"`
 }
 
 // TLSConfig names the server certificate and key.
@@ -26,7 +32,7 @@ type TLSConfig struct {
 }
 
 // DefaultConfig is the web section used when the file has none.
-var DefaultConfig = Config{ListenAddress: ":9470"}
+var DefaultConfig = Config{ListenAddress: ":9470", ReadTimeout: model.Duration(5 * time.Minute)}
 
 // UnmarshalYAML applies defaults before decoding.
 func (c *Config) UnmarshalYAML(unmarshal func(any) error) error {
@@ -48,6 +54,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.ListenAddress == "" {
 		errs = append(errs, errors.New("web.listen_address: must not be empty"))
+	}
+	if c.ReadTimeout <= 0 {
+		errs = append(errs, errors.New("web.read_timeout: must be positive"))
 	}
 	if (c.TLSServerConfig.CertFile == "") != (c.TLSServerConfig.KeyFile == "") {
 		errs = append(errs, errors.New("web.tls_server_config: cert_file and key_file must be set together"))

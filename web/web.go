@@ -34,6 +34,8 @@ import (
 	promconfig "github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/template"
+	"github.com/prometheus/prometheus/util/features"
 	"github.com/prometheus/prometheus/util/notifications"
 	apiv1 "github.com/prometheus/prometheus/web/api/v1"
 
@@ -59,6 +61,10 @@ type Options struct {
 	Registerer prometheus.Registerer
 
 	Engine *promql.Engine
+	// Query holds the limits the API applies before the engine runs a
+	// query (length, depth, sample estimate); zero fields take
+	// store.DefaultQueryConfig's values.
+	Query store.QueryConfig
 	// Queryable answers queries; it must also serve chunk queries (remote read).
 	Queryable storage.SampleAndChunkQueryable
 	// Exemplars is optional.
@@ -94,6 +100,7 @@ type Options struct {
 // Server is the HTTP server. New starts nothing; Run listens.
 type Server struct {
 	o       Options
+	query   store.QueryConfig // o.Query with defaults
 	logger  *slog.Logger
 	handler http.Handler
 	token   atomic.Pointer[string] // bearer token; empty or nil: no auth
@@ -121,12 +128,35 @@ func New(o Options) (*Server, error) {
 	if o.PromConfig == nil {
 		o.PromConfig = func() promconfig.Config { return promconfig.DefaultConfig }
 	}
-	s := &Server{o: o, logger: o.Logger.With("component", "web"), started: time.Now()}
+	s := &Server{o: o, query: queryDefaults(o.Query), logger: o.Logger.With("component", "web"), started: time.Now()}
 	if err := s.ApplyConfig(o.Config); err != nil {
 		return nil, err
 	}
 	s.handler = s.router()
 	return s, nil
+}
+
+func queryDefaults(c store.QueryConfig) store.QueryConfig {
+	d := store.DefaultQueryConfig
+	if c.Timeout <= 0 {
+		c.Timeout = d.Timeout
+	}
+	if c.MaxSamples <= 0 {
+		c.MaxSamples = d.MaxSamples
+	}
+	if c.LookbackDelta <= 0 {
+		c.LookbackDelta = d.LookbackDelta
+	}
+	if c.MaxConcurrency <= 0 {
+		c.MaxConcurrency = d.MaxConcurrency
+	}
+	if c.MaxLength <= 0 {
+		c.MaxLength = d.MaxLength
+	}
+	if c.MaxDepth <= 0 {
+		c.MaxDepth = d.MaxDepth
+	}
+	return c
 }
 
 // ApplyConfig re-reads the bearer token. The listen address and TLS files
@@ -166,9 +196,16 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Run listens on addr until ctx ends, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context, l net.Listener) error {
+	read := time.Duration(s.o.Config.ReadTimeout)
+	if read <= 0 {
+		read = time.Duration(DefaultConfig.ReadTimeout)
+	}
 	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: 30 * time.Second,
+		Handler: s.handler,
+		// ReadTimeout bounds reading a whole request, body included, so a
+		// client trickling its body cannot hold a connection forever.
+		ReadTimeout:       read,
+		ReadHeaderTimeout: min(read, 30*time.Second),
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
@@ -246,9 +283,14 @@ func (s *Server) router() http.Handler {
 	apiRouter := route.New().WithPrefix("/api/v1")
 	prom.Register(apiRouter)
 	h := gin.WrapH(apiRouter)
+	limits, formatLimits := s.queryLimits(false), s.queryLimits(true)
 	mount := func(rs []struct{ method, path string }) {
 		for _, rt := range rs {
-			authed.Handle(rt.method, "/api/v1"+rt.path, h)
+			l := limits
+			if rt.path == "/format_query" {
+				l = formatLimits
+			}
+			authed.Handle(rt.method, "/api/v1"+rt.path, l, h)
 		}
 	}
 	mount(apiRoutes)
@@ -277,7 +319,7 @@ func (s *Server) promAPI() *apiv1.API {
 		s.logger.Warn("web.external_url is not a URL; using the default", "err", err)
 	}
 	return apiv1.NewAPI(
-		o.Engine,
+		store.NewLimitedEngine(o.Engine, s.query),
 		o.Queryable,
 		nil, // no appendable: remote write is collector/receive's
 		eq,
@@ -314,12 +356,38 @@ func (s *Server) promAPI() *apiv1.API {
 		false, // type-and-unit labels
 		false, // append metadata
 		nil,
-		nil,
+		s.features(),
 		apiv1.OpenAPIOptions{},
 		store.NewParser(),
 		false, // query cost estimation
 		o.QueryTimeout,
 	)
+}
+
+// features is what /api/v1/features reports: what this server has, in
+// Prometheus' categories and names.
+func (s *Server) features() features.Collector {
+	r := features.NewRegistry()
+	store.RegisterQueryFeatures(r, s.query)
+	r.Enable(features.Prometheus, "server_mode")
+	r.Disable(features.Prometheus, "agent_mode")
+	r.Disable(features.Prometheus, "auto_reload_config")
+	r.Set(features.API, "lifecycle", s.o.Reload != nil)
+	r.Disable(features.API, "admin")
+	r.Enable(features.API, "remote_write_receiver")
+	r.Disable(features.API, "otlp_write_receiver")
+	r.Disable(features.API, "query_cost")
+	r.Disable(features.API, "search")
+	for _, f := range []string{"label_values_match", "query_warnings", "query_stats", "time_range_series", "time_range_labels", "exclude_alerts"} {
+		r.Enable(features.API, f)
+	}
+	// Alerting and recording rules run in Prometheus' rule manager, with its
+	// templates.
+	r.Enable(features.Rules, "query_offset")
+	r.Enable(features.Rules, "keep_firing_for")
+	r.Disable(features.Rules, "concurrent_rule_eval")
+	template.RegisterFeatures(r)
+	return r
 }
 
 func (s *Server) runtimeInfo() (apiv1.RuntimeInfo, error) {

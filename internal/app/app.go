@@ -253,7 +253,7 @@ func (a *App) webOptions(cfg *config.Config, reg *prometheus.Registry, engine *p
 	}
 	wo := web.Options{
 		Logger: a.logger, Config: cfg.Web, Metrics: a.set, Gatherer: reg, Registerer: reg,
-		Engine: engine, Queryable: queryable, Targets: a.collector.Targets(),
+		Engine: engine, Query: cfg.Query, Queryable: queryable, Targets: a.collector.Targets(),
 		PromConfig: a.promConfig, Flags: a.o.Flags,
 		LookbackDelta: time.Duration(cfg.Query.LookbackDelta), QueryTimeout: time.Duration(cfg.Query.Timeout),
 		Reload: a.Reload, ReloadStatus: a.reloadStatus, Ready: a.readiness,
