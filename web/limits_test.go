@@ -1,11 +1,9 @@
 package web_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/scrape"
 	"go.yaml.in/yaml/v2"
 
+	"github.com/tidewatch/tidewatch/internal/testinfra"
 	"github.com/tidewatch/tidewatch/store"
 	"github.com/tidewatch/tidewatch/store/embedded"
 	"github.com/tidewatch/tidewatch/web"
@@ -242,35 +241,10 @@ func TestReadTimeout(t *testing.T) {
 		}
 	})
 
-	conn, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	const bodyLen = 600
-	fmt.Fprintf(conn, "POST /api/v1/query HTTP/1.1\r\nHost: tidewatch\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\nquery=", bodyLen)
-	ended := make(chan string, 1)
-	go func() {
-		// Whatever the server answers, or EOF: the request is over.
-		status, err := bufio.NewReader(conn).ReadString('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			status = err.Error()
-		}
-		ended <- strings.TrimSpace(status)
-	}()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for sent := len("query="); sent < bodyLen; sent++ {
-		select {
-		case status := <-ended:
-			t.Logf("request ended after %d of %d bytes: %q", sent, bodyLen, status)
-			return
-		case <-tick.C:
-			if _, err := conn.Write([]byte("1")); err != nil {
-				t.Logf("request ended after %d of %d bytes: %v", sent, bodyLen, err)
-				return
-			}
-		}
+	sent, status, ended := testinfra.TrickleQuery(t, l.Addr().String(), bodyLen, 100*time.Millisecond)
+	if !ended {
+		t.Fatalf("the server read a body trickled over %v with web.read_timeout %v", bodyLen*100*time.Millisecond, time.Duration(cfg.ReadTimeout))
 	}
-	t.Fatalf("the server read a body trickled over %v with web.read_timeout %v", bodyLen*100*time.Millisecond, time.Duration(cfg.ReadTimeout))
+	t.Logf("request ended after %d of %d bytes: %q", sent, bodyLen, status)
 }

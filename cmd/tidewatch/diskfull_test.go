@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,28 +16,9 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
-)
 
-// mountTmpfs mounts a tmpfs of size on dir (created), unmounted at the end
-// of the test. Without the privilege to mount it skips, or fails under CI=true.
-func mountTmpfs(t *testing.T, dir, size string) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput()
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("mount a %s tmpfs on %s (needed to fill a disk): %v: %s", size, dir, err, out)
-		}
-		t.Skipf("cannot mount a tmpfs (needs root): %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-}
+	"github.com/tidewatch/tidewatch/internal/testinfra"
+)
 
 // diskFullWriter pushes remote-write batches of one sample per series and
 // remembers which samples were acknowledged.
@@ -117,7 +97,7 @@ func TestDiskFull(t *testing.T) {
 	t.Parallel()
 	tw := newTidewatch(t, "", "")
 	disk := filepath.Join(tw.dir, "disk")
-	mountTmpfs(t, disk, "8m")
+	testinfra.MountTmpfs(t, disk, "8m")
 	data := filepath.Join(disk, "data")
 	tw.writeRawConfig(strings.Replace(tw.configYAML("", ""), filepath.Join(tw.dir, "data"), data, 1))
 	tw.start()

@@ -5,13 +5,11 @@ package main
 // binary: the limits of the query and web sections.
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -19,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tidewatch/tidewatch/internal/testinfra"
 )
 
 // queryOfDeath peaked at 5.4 GB RSS on 6480e51 before max_samples stopped it.
@@ -191,35 +191,11 @@ func TestQueryLimits(t *testing.T) {
 	})
 
 	t.Run("a trickled body is cut off at web.read_timeout", func(t *testing.T) {
-		conn, err := net.Dial("tcp", tw.addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
 		const bodyLen = 300
-		fmt.Fprintf(conn, "POST /api/v1/query HTTP/1.1\r\nHost: tidewatch\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\nquery=", bodyLen)
-		ended := make(chan string, 1)
-		go func() {
-			status, err := bufio.NewReader(conn).ReadString('\n')
-			if err != nil && !errors.Is(err, io.EOF) {
-				status = err.Error()
-			}
-			ended <- strings.TrimSpace(status)
-		}()
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for sent := len("query="); sent < bodyLen; sent++ {
-			select {
-			case status := <-ended:
-				t.Logf("request ended after %d of %d bytes: %q", sent, bodyLen, status)
-				return
-			case <-tick.C:
-				if _, err := conn.Write([]byte("1")); err != nil {
-					t.Logf("request ended after %d of %d bytes: %v", sent, bodyLen, err)
-					return
-				}
-			}
+		sent, status, ended := testinfra.TrickleQuery(t, tw.addr, bodyLen, 100*time.Millisecond)
+		if !ended {
+			t.Fatalf("the server read a body trickled over %v with web.read_timeout 2s", bodyLen*100*time.Millisecond)
 		}
-		t.Fatalf("the server read a body trickled over %v with web.read_timeout 2s", bodyLen*100*time.Millisecond)
+		t.Logf("request ended after %d of %d bytes: %q", sent, bodyLen, status)
 	})
 }
