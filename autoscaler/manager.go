@@ -30,8 +30,12 @@ type Options struct {
 	Queryable storage.Queryable
 	// Appendable receives the tidewatch_autoscaler_* series; nil means none.
 	Appendable storage.AppendableV2
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Now and After are the clock every evaluation, schedule and duration
+	// goes through; nil means time.Now and time.After. Under testing/synctest
+	// the defaults are the bubble's fake clock, so tests of the policy loops
+	// need not inject anything.
+	Now   func() time.Time
+	After func(time.Duration) <-chan time.Time
 	// NewBackend builds backends; nil means the registry (NewBackend).
 	NewBackend func(BackendConfig, *slog.Logger) (backend.Backend, error)
 	// DecisionLog is how many decisions are kept for the API (default 1000).
@@ -92,6 +96,9 @@ func New(o Options) (*Manager, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.After == nil {
+		o.After = time.After
 	}
 	if o.NewBackend == nil {
 		o.NewBackend = NewBackend
@@ -275,7 +282,8 @@ type runner struct {
 	lastKnown int // last count the backend reported or was scaled to; -1 unknown
 	// dryRunTold is the desired count of the last dry-run event sent, so
 	// that a dry-run policy tells the receivers once per new recommendation,
-	// not at every evaluation.
+	// not at every evaluation. Guarded by mtx: EvaluateNow may run Evaluate
+	// while the loop does.
 	dryRunTold int
 	seq        int
 	last       *Decision
@@ -287,15 +295,22 @@ func (r *runner) stop() {
 	}
 }
 
+// loop evaluates at once, then every interval on the manager's clock. Like
+// a ticker it keeps the schedule (an evaluation that overruns its interval
+// is followed by the next at once, not by a pile of them).
 func (r *runner) loop(ctx context.Context) {
-	t := time.NewTicker(r.policy.Interval)
-	defer t.Stop()
+	clock := r.m.o
+	next := clock.Now()
 	for {
 		r.Evaluate(ctx)
+		next = next.Add(r.policy.Interval)
+		if now := clock.Now(); next.Before(now) {
+			next = now
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-clock.After(next.Sub(clock.Now())):
 		}
 	}
 }
@@ -312,9 +327,8 @@ func (r *runner) key() string { return r.backendName + "/" + r.policy.Config.Tar
 func (r *runner) Evaluate(ctx context.Context) *Decision {
 	m := r.m
 	c := r.policy.Config
-	start := time.Now()
 	now := m.o.Now()
-	defer m.metrics.evalDuration(c.Name).UpdateDuration(start)
+	defer func() { m.metrics.evalDuration(c.Name).Update(m.o.Now().Sub(now).Seconds()) }()
 	m.metrics.evaluations(c.Name).Inc()
 
 	d := &Decision{ID: newDecisionID(c.Name, now), Policy: c.Name, Backend: r.backendName, Target: r.target(), DryRun: c.DryRun}
@@ -366,18 +380,30 @@ func (r *runner) Evaluate(ctx context.Context) *Decision {
 			break
 		}
 		d.Action = ActionScale
-		d.Result = &ActionResult{Started: time.Now()}
+		d.Result = &ActionResult{Started: m.o.Now()}
 		go r.act(ctx, d, current)
 	}
 	if d.Action != ActionNone {
 		m.logger.Info("scaling decision", "policy", c.Name, "action", d.Action, "current", current, "desired", d.Desired, "reason", d.Reason())
 	}
-	if d.Action == ActionDryRun && d.Desired != current && d.Desired != r.dryRunTold {
-		r.dryRunTold = d.Desired
+	if d.Action == ActionDryRun && d.Desired != current && r.tellDryRun(d.Desired) {
 		r.notify(d, current, "")
 	}
 	r.record(d)
 	return d
+}
+
+// tellDryRun reports whether a dry-run recommendation of desired replicas
+// is new, and remembers it: the check and the update are one step, so two
+// concurrent evaluations tell the receivers once.
+func (r *runner) tellDryRun(desired int) bool {
+	r.mtx.Lock()
+	defer r.mtx.Unlock()
+	if desired == r.dryRunTold {
+		return false
+	}
+	r.dryRunTold = desired
+	return true
 }
 
 // act calls the backend for d and records the answer.
@@ -400,15 +426,16 @@ func (r *runner) act(ctx context.Context, d *Decision, current int) {
 	// The scale call outlives the evaluation's context but not Run's.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*timeout)
 	defer cancel()
-	start := time.Now()
+	start := m.o.Now()
 	res, err := r.backend.Scale(actx, d.Target, req)
-	m.metrics.scaleDuration(r.backendName).UpdateDuration(start)
+	finished := m.o.Now()
+	m.metrics.scaleDuration(r.backendName).Update(finished.Sub(start).Seconds())
 	replicas := d.Desired
 	if err == nil && res.Replicas >= 0 {
 		replicas = res.Replicas
 	}
 	m.log.update(func() {
-		d.Result.Finished = time.Now()
+		d.Result.Finished = finished
 		d.Result.Replicas = res.Replicas
 		d.Result.Message = res.Message
 		if err != nil {
