@@ -15,6 +15,7 @@ import (
 
 	"github.com/tidewatch/tidewatch/autoscaler"
 	"github.com/tidewatch/tidewatch/autoscaler/backend"
+	"github.com/tidewatch/tidewatch/internal/event"
 	"github.com/tidewatch/tidewatch/store"
 )
 
@@ -52,6 +53,26 @@ func (f *fakeBackend) calls() []int {
 }
 
 var _ backend.Backend = (*fakeBackend)(nil)
+
+// eventRecorder is an autoscaler.EventSink that keeps what it receives.
+type eventRecorder struct {
+	mtx    sync.Mutex
+	events []event.Event
+}
+
+func (r *eventRecorder) SendEvent(e event.Event) {
+	r.mtx.Lock()
+	defer r.mtx.Unlock()
+	r.events = append(r.events, e)
+}
+
+func (r *eventRecorder) all() []event.Event {
+	r.mtx.Lock()
+	defer r.mtx.Unlock()
+	return append([]event.Event(nil), r.events...)
+}
+
+var _ autoscaler.EventSink = (*eventRecorder)(nil)
 
 // noStorage answers every select with nothing: the policies below query
 // only constants.
@@ -181,13 +202,8 @@ func TestLoopEvaluatesEveryInterval(t *testing.T) {
 // calls at once on a dry-run policy (run it with -race): every evaluation
 // recommends the same count, so the receivers hear of it exactly once.
 func TestConcurrentEvaluateDryRunTellsOnce(t *testing.T) {
-	var mtx sync.Mutex
-	var told []autoscaler.ScaleEvent
-	m, fb := fakeManager(t, true, autoscaler.Options{OnScaleEvent: func(e autoscaler.ScaleEvent) {
-		mtx.Lock()
-		defer mtx.Unlock()
-		told = append(told, e)
-	}})
+	sink := &eventRecorder{}
+	m, fb := fakeManager(t, true, autoscaler.Options{Events: sink})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
@@ -216,9 +232,8 @@ func TestConcurrentEvaluateDryRunTellsOnce(t *testing.T) {
 	if n := len(m.Decisions("api", 0)); n < workers*each {
 		t.Errorf("%d decisions recorded, want at least %d", n, workers*each)
 	}
-	mtx.Lock()
-	defer mtx.Unlock()
-	if len(told) != 1 || told[0].Action != autoscaler.ActionDryRun || told[0].Desired != 5 {
+	told := sink.all()
+	if len(told) != 1 || told[0].Labels["action"] != autoscaler.ActionDryRun || told[0].Annotations["desired_replicas"] != "5" {
 		t.Errorf("dry-run events %+v, want one for 5", told)
 	}
 	if got := fb.calls(); len(got) != 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"reflect"
 	"sync"
 	"time"
@@ -36,26 +37,12 @@ type Options struct {
 	NewBackend func(BackendConfig, *slog.Logger) (backend.Backend, error)
 	// DecisionLog is how many decisions are kept for the API (default 1000).
 	DecisionLog int
-	// OnScaleEvent, when set, receives the scale events of policies with
-	// notify: true: each scale action once the backend answered, and each
-	// dry-run decision that would change the count.
-	OnScaleEvent func(ScaleEvent)
-}
-
-// ScaleEvent is a scale action or dry-run decision told to the
-// notification receivers.
-type ScaleEvent struct {
-	DecisionID string
-	Policy     string
-	Backend    string
-	Target     string
-	// Action is ActionScale or ActionDryRun.
-	Action           string
-	Current, Desired int
-	Reason           string
-	// Error is the backend's error, if the scale call failed.
-	Error string
-	Time  time.Time
+	// Events, when set, receives the scale events of policies with
+	// notify: true (see ScaleEvent.Event): each scale action once the
+	// backend answered, and each dry-run decision that would change the
+	// count. ExternalURL is where their links point.
+	Events      EventSink
+	ExternalURL *url.URL
 }
 
 // Manager evaluates the configured policies and drives their backends.

@@ -200,15 +200,16 @@ func (r *runner) act(ctx context.Context, d *Decision, current int) {
 	r.mtx.Unlock()
 }
 
-// notify hands d to Options.OnScaleEvent when its policy asks for it.
+// notify sends d's scale event to Options.Events when its policy asks for it.
 func (r *runner) notify(d *Decision, current int, errText string) {
-	if r.m.o.OnScaleEvent == nil || !r.policy.Config.Notify {
+	if r.m.o.Events == nil || !r.policy.Config.Notify {
 		return
 	}
-	r.m.o.OnScaleEvent(ScaleEvent{
+	e := ScaleEvent{
 		DecisionID: d.ID, Policy: d.Policy, Backend: r.backendName, Target: targetString(d.Target),
 		Action: d.Action, Current: current, Desired: d.Desired, Reason: d.Reason(), Error: errText, Time: d.Time,
-	})
+	}
+	r.m.o.Events.SendEvent(e.Event(r.m.o.ExternalURL))
 }
 
 // observe queries each metric at now, and its forecast when configured.

@@ -8,12 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -197,14 +195,13 @@ func newServer(cfg *config.Config, file, listenOverride string, flags map[string
 		return nil, err
 	}
 	s.autoscaler, err = autoscaler.New(autoscaler.Options{
-		Logger:     logger,
-		Metrics:    set,
-		Engine:     engine,
-		Queryable:  st,
-		Appendable: store.Instrument(st, store.NewAppendMetrics(set, "autoscaler")),
-		OnScaleEvent: func(e autoscaler.ScaleEvent) {
-			s.alerting.SendEvent(scaleEvent(e, extURL))
-		},
+		Logger:      logger,
+		Metrics:     set,
+		Engine:      engine,
+		Queryable:   st,
+		Appendable:  store.Instrument(st, store.NewAppendMetrics(set, "autoscaler")),
+		Events:      s.alerting,
+		ExternalURL: extURL,
 	})
 	if err == nil {
 		err = s.autoscaler.ApplyConfig(cfg.Autoscaling)
@@ -476,33 +473,4 @@ func notificationsDir(cfg *config.Config) string {
 		return filepath.Join(cfg.Storage.Embedded.Path, "alerting")
 	}
 	return filepath.Join("data", "alerting")
-}
-
-// scaleEvent turns an autoscaler scale event into a notification: an alert
-// named TidewatchScaleEvent that routes can match, firing for a few minutes.
-func scaleEvent(e autoscaler.ScaleEvent, ext *url.URL) alerting.Event {
-	dir := "up"
-	if e.Desired < e.Current {
-		dir = "down"
-	}
-	summary := fmt.Sprintf("%s scaled %s from %d to %d replicas", e.Policy, e.Target, e.Current, e.Desired)
-	switch {
-	case e.Error != "":
-		summary = fmt.Sprintf("%s could not scale %s from %d to %d replicas: %s", e.Policy, e.Target, e.Current, e.Desired, e.Error)
-	case e.Action != autoscaler.ActionScale:
-		summary = fmt.Sprintf("%s would scale %s from %d to %d replicas (dry run)", e.Policy, e.Target, e.Current, e.Desired)
-	}
-	return alerting.Event{
-		Name: "TidewatchScaleEvent",
-		Labels: map[string]string{
-			"decision_id": e.DecisionID, "policy": e.Policy, "backend": e.Backend, "target": e.Target,
-			"action": e.Action, "direction": dir, "severity": "info",
-		},
-		Annotations: map[string]string{
-			"summary": summary, "description": e.Reason,
-			"current_replicas": strconv.Itoa(e.Current), "desired_replicas": strconv.Itoa(e.Desired),
-		},
-		Time: e.Time,
-		URL:  ext.JoinPath("api/v1/autoscaler/decisions").String() + "?policy=" + url.QueryEscape(e.Policy),
-	}
 }
