@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/tidewatch/tidewatch/autoscaler"
+	"github.com/tidewatch/tidewatch/autoscaler/backend/kubernetes"
+	"github.com/tidewatch/tidewatch/autoscaler/backend/webhook"
 	"github.com/tidewatch/tidewatch/internal/config"
 )
 
@@ -25,11 +27,11 @@ func TestConfigGood(t *testing.T) {
 		t.Fatalf("got %d backends and %d policies", len(a.Backends), len(a.Policies))
 	}
 	home, _ := os.UserHomeDir()
-	if got := a.Backends[0].Kubeconfig; got != filepath.Join(home, ".kube/config") {
+	if got := a.Backends[0].Config.(*kubernetes.Config).Kubeconfig; got != filepath.Join(home, ".kube/config") {
 		t.Errorf("kubeconfig = %q", got)
 	}
 	dir, _ := filepath.Abs(testdata)
-	if got := a.Backends[3].SecretFile; got != filepath.Join(dir, "secrets/hook") {
+	if got := a.Backends[3].Config.(*webhook.Config).SecretFile; got != filepath.Join(dir, "secrets/hook") {
 		t.Errorf("secret_file = %q, want it under %s", got, dir)
 	}
 	api, workers := a.Policies[0], a.Policies[1]

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tidewatch/tidewatch/autoscaler"
 	"github.com/tidewatch/tidewatch/autoscaler/backend"
+	"github.com/tidewatch/tidewatch/autoscaler/backend/webhook"
 	"github.com/tidewatch/tidewatch/internal/event"
 	"github.com/tidewatch/tidewatch/store"
 )
@@ -103,7 +104,7 @@ func fakeManager(t *testing.T, dryRun bool, o autoscaler.Options) (*autoscaler.M
 	p.DryRun = dryRun
 	p.Notify = true
 	cfg := autoscaler.Config{
-		Backends: []autoscaler.BackendConfig{{Name: "fake", Type: autoscaler.TypeWebhook, URL: "http://127.0.0.1:1/unused"}},
+		Backends: []autoscaler.BackendConfig{{Name: "fake", Type: autoscaler.TypeWebhook, Config: &webhook.Config{URL: "http://127.0.0.1:1/unused"}}},
 		Policies: []autoscaler.PolicyConfig{p},
 	}
 	if err := m.ApplyConfig(cfg); err != nil {

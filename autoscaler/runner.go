@@ -163,10 +163,8 @@ func (r *runner) act(ctx context.Context, d *Decision, current int) {
 	for _, me := range d.Metrics {
 		req.Metrics = append(req.Metrics, backend.Metric{Query: me.Query, Type: me.Type, Target: me.Target, Value: me.Value, Forecast: me.Forecast, Recommendation: max(me.Recommendation, me.ForecastRecommendation)})
 	}
-	timeout := time.Duration(r.m.backendConfig(r.backendName).Timeout)
-	if timeout <= 0 {
-		timeout = DefaultBackendTimeout
-	}
+	bc := r.m.backendConfig(r.backendName)
+	timeout := bc.callTimeout()
 	// The scale call outlives the evaluation's context but not Run's.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*timeout)
 	defer cancel()
