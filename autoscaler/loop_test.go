@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -84,6 +85,11 @@ var noStorage = storage.QueryableFunc(func(int64, int64) (storage.Querier, error
 // fakeManager is a manager whose one policy "api" asks for 5 replicas
 // (vector(10) at 2 per instance) of a fakeBackend starting at 1, every 30 s.
 func fakeManager(t *testing.T, dryRun bool, o autoscaler.Options) (*autoscaler.Manager, *fakeBackend) {
+	return fakeManagerQuery(t, "vector(10)", 2, dryRun, o)
+}
+
+// fakeManagerQuery is fakeManager with another query and per-instance target.
+func fakeManagerQuery(t *testing.T, query string, perInstance float64, dryRun bool, o autoscaler.Options) (*autoscaler.Manager, *fakeBackend) {
 	t.Helper()
 	fb := &fakeBackend{replicas: 1}
 	logger := slog.New(slog.DiscardHandler)
@@ -100,7 +106,7 @@ func fakeManager(t *testing.T, dryRun bool, o autoscaler.Options) (*autoscaler.M
 	p.Target = autoscaler.TargetConfig{Backend: "fake", Name: "api"}
 	p.Min, p.Max = 1, 10
 	p.Interval = model.Duration(30 * time.Second)
-	p.Metrics = []autoscaler.MetricConfig{{Query: "vector(10)", PerInstance: 2}}
+	p.Metrics = []autoscaler.MetricConfig{{Query: query, PerInstance: perInstance}}
 	p.DryRun = dryRun
 	p.Notify = true
 	cfg := autoscaler.Config{
@@ -197,6 +203,55 @@ func TestLoopEvaluatesEveryInterval(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestConcurrentEvaluateRace runs the loop and many EvaluateNow calls at
+// once on a dry-run policy whose recommendation changes at every
+// evaluation (each sees a clock an hour and a second later: time() % 4
+// cycles), so that the remembered dry-run recommendation is read and
+// written all the time: -race must find nothing, and every evaluation is
+// a dry run between 2 and 5 replicas told at most once.
+func TestConcurrentEvaluateRace(t *testing.T) {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var ticks atomic.Int64
+	now := func() time.Time { return base.Add(time.Duration(ticks.Add(1)) * (time.Hour + time.Second)) }
+	sink := &eventRecorder{}
+	m, _ := fakeManagerQuery(t, "vector(2 + time() % 4)", 1, true, autoscaler.Options{Events: sink, Now: now})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	const workers, each = 8, 25
+	var wg sync.WaitGroup
+	desired := map[int]bool{}
+	var mtx sync.Mutex
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				d, err := m.EvaluateNow(t.Context(), "api")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if d.Action != autoscaler.ActionDryRun || d.Desired < 2 || d.Desired > 5 {
+					t.Errorf("decision: %s %d, want dry_run 2..5", d.Action, d.Desired)
+				}
+				mtx.Lock()
+				desired[d.Desired] = true
+				mtx.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(desired) < 2 {
+		t.Errorf("recommendations %v, want them to change", desired)
+	}
+	if n := len(sink.all()); n < 2 || n > workers*each+len(m.Decisions("api", 0)) {
+		t.Errorf("%d dry-run events, want at least 2 and at most one per evaluation", n)
+	}
 }
 
 // TestConcurrentEvaluateDryRunTellsOnce runs the loop and many EvaluateNow
