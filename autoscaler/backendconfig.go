@@ -1,13 +1,8 @@
 package autoscaler
 
 import (
-	"fmt"
 	"reflect"
-	"slices"
-	"strings"
 	"time"
-
-	yaml "go.yaml.in/yaml/v2"
 
 	"github.com/tidewatch/tidewatch/autoscaler/backend"
 )
@@ -27,49 +22,43 @@ type BackendConfig struct {
 }
 
 // UnmarshalYAML decodes name and type, then the other keys into the
-// type's Config (starting from its DefaultConfig). An unknown type keeps
+// type's Config (starting from its DefaultConfig), straight from the
+// document so that values read as they always did. An unknown type keeps
 // only name and type, for Validate to report.
 func (c *BackendConfig) UnmarshalYAML(unmarshal func(any) error) error {
-	var entry yaml.MapSlice
-	if err := unmarshal(&entry); err != nil {
+	var head struct {
+		Name string              `yaml:"name"`
+		Type BackendType         `yaml:"type"`
+		Rest map[string]anyValue `yaml:",inline"`
+	}
+	if err := unmarshal(&head); err != nil {
 		return err
 	}
-	var head, rest yaml.MapSlice
-	for _, it := range entry {
-		if k, _ := it.Key.(string); k == "name" || k == "type" {
-			head = append(head, it)
-		} else {
-			rest = append(rest, it)
-		}
-	}
-	var h struct {
-		Name string      `yaml:"name"`
-		Type BackendType `yaml:"type"`
-	}
-	if err := remarshal(head, &h); err != nil {
-		return err
-	}
-	*c = BackendConfig{Name: h.Name, Type: h.Type}
+	*c = BackendConfig{Name: head.Name, Type: head.Type}
 	f, ok := backendTypes[c.Type]
 	if !ok {
 		return nil
 	}
-	cfg := f.Config()
-	keys := yamlKeys(reflect.TypeOf(cfg).Elem())
-	var known yaml.MapSlice
-	for _, it := range rest {
-		if k := fmt.Sprint(it.Key); slices.Contains(keys, k) {
-			known = append(known, it)
-		} else {
-			c.unknown = append(c.unknown, k)
-		}
-	}
-	if err := remarshal(known, cfg); err != nil {
+	cfg, unknown, err := f.decode(unmarshal)
+	if err != nil {
 		return err
 	}
-	c.Config = cfg
+	c.Config, c.unknown = cfg, unknown
 	return nil
 }
+
+// typedEntry decodes a backend entry's keys into its type's Config C; the
+// keys C does not have (and name and type) land in Rest.
+type typedEntry[C any] struct {
+	Config C                   `yaml:",inline"`
+	Rest   map[string]anyValue `yaml:",inline"`
+}
+
+// anyValue accepts any value without decoding it.
+type anyValue struct{}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (*anyValue) UnmarshalYAML(func(any) error) error { return nil }
 
 // UnionKey and UnionFields tell internal/config's line-by-line checks which
 // keys an entry may have beside name and type: those of the Config of the
@@ -127,24 +116,4 @@ func (c *BackendConfig) validate(p string, known map[string]*BackendConfig) []er
 		errs.addField(p, fe)
 	}
 	return errs
-}
-
-// remarshal decodes the mapping m into out, strictly.
-func remarshal(m yaml.MapSlice, out any) error {
-	b, err := yaml.Marshal(m)
-	if err != nil {
-		return err
-	}
-	return yaml.UnmarshalStrict(b, out)
-}
-
-// yamlKeys lists the yaml keys of struct t's fields.
-func yamlKeys(t reflect.Type) []string {
-	var keys []string
-	for i := range t.NumField() {
-		if key, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); key != "" && key != "-" {
-			keys = append(keys, key)
-		}
-	}
-	return keys
 }

@@ -3,6 +3,7 @@ package autoscaler
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/tidewatch/tidewatch/autoscaler/backend"
 	"github.com/tidewatch/tidewatch/autoscaler/backend/docker"
@@ -47,6 +48,9 @@ type Factory struct {
 	Config func() backend.Config
 	// New builds a backend from a configuration that Config returned.
 	New func(backend.Config, backend.Deps) (backend.Backend, error)
+	// decode reads an autoscaling.backends entry's keys into a new
+	// configuration, returning the keys the type does not have.
+	decode func(unmarshal func(any) error) (backend.Config, []string, error)
 }
 
 // factory makes the Factory of a backend package from its DefaultConfig
@@ -70,6 +74,20 @@ func factory[C any, P interface {
 				return nil, err
 			}
 			return b, nil
+		},
+		decode: func(unmarshal func(any) error) (backend.Config, []string, error) {
+			e := typedEntry[C]{Config: def}
+			if err := unmarshal(&e); err != nil {
+				return nil, nil, err
+			}
+			var unknown []string
+			for k := range e.Rest {
+				if k != "name" && k != "type" {
+					unknown = append(unknown, k)
+				}
+			}
+			slices.Sort(unknown)
+			return P(&e.Config), unknown, nil
 		},
 	}
 }
