@@ -59,10 +59,7 @@ func (r *runner) loop(ctx context.Context) {
 	}
 }
 
-func (r *runner) target() backend.Target {
-	t := r.policy.Config.Target
-	return backend.Target{Kind: t.Kind, APIVersion: t.APIVersion, Resource: t.Resource, Namespace: t.Namespace, Name: t.Name, Group: t.Group}
-}
+func (r *runner) target() backend.Target { return r.policy.Config.Target.backendTarget() }
 
 func (r *runner) key() string { return r.backendName + "/" + r.policy.Config.Target.String() }
 
