@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/notifier"
+
+	"github.com/tidewatch/tidewatch/internal/event"
 )
 
 // EventDuration is how long an event stays firing before it resolves by
@@ -14,14 +16,7 @@ const EventDuration = 5 * time.Minute
 // Event is something Tidewatch did that the notification receivers should
 // hear about, such as a scale action. It is delivered as an alert named
 // Name with Labels (which must tell two events apart) and Annotations.
-type Event struct {
-	Name        string
-	Labels      map[string]string
-	Annotations map[string]string
-	Time        time.Time
-	// URL is where the event is explained (the alert's generator URL).
-	URL string
-}
+type Event = event.Event
 
 // SendEvent delivers e as a short-lived alert to the built-in notifier and
 // to the configured Alertmanagers, the way rule alerts go.

@@ -3,18 +3,15 @@ package autoscaler
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/cronexpr"
-	commoncfg "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 
+	"github.com/tidewatch/tidewatch/autoscaler/backend"
 	"github.com/tidewatch/tidewatch/store"
 )
 
@@ -24,69 +21,8 @@ type Config struct {
 	Policies []PolicyConfig  `yaml:"policies"`
 }
 
-// Backend types accepted in autoscaling.backends[].type.
-const (
-	TypeKubernetes = "kubernetes"
-	TypeNomad      = "nomad"
-	TypeDocker     = "docker"
-	TypeWebhook    = "webhook"
-	TypeExec       = "exec"
-	TypeProcess    = "process"
-)
-
-// BackendConfig is one entry of autoscaling.backends: a name, a type and the
-// fields of that type. The fields of every type share one flat mapping, as in
-// the documentation; Validate rejects a field that the type does not use.
-type BackendConfig struct {
-	Name string `yaml:"name"`
-	Type string `yaml:"type"`
-
-	// kubernetes
-	Kubeconfig string `yaml:"kubeconfig,omitempty"`
-	InCluster  bool   `yaml:"in_cluster,omitempty"`
-	Context    string `yaml:"context,omitempty"`
-
-	// nomad (address), docker (host)
-	Address   string `yaml:"address,omitempty"`
-	TokenFile string `yaml:"token_file,omitempty"`
-	Region    string `yaml:"region,omitempty"`
-	Host      string `yaml:"host,omitempty"`
-
-	// webhook
-	URL          string            `yaml:"url,omitempty"`
-	SecretFile   string            `yaml:"secret_file,omitempty"`
-	Headers      map[string]string `yaml:"headers,omitempty"`
-	MaxRetries   int               `yaml:"max_retries,omitempty"`
-	RetryBackoff model.Duration    `yaml:"retry_backoff,omitempty"`
-
-	// exec and process
-	Command []string `yaml:"command,omitempty"`
-	// CurrentCommand (exec) prints the current replica count.
-	CurrentCommand []string `yaml:"current_command,omitempty"`
-	// Timeout bounds one call to the backend (exec: one command run).
-	Timeout model.Duration `yaml:"timeout,omitempty"`
-
-	// process
-	BasePort    int            `yaml:"base_port,omitempty"`
-	Dir         string         `yaml:"dir,omitempty"`
-	Env         []string       `yaml:"env,omitempty"`
-	StopTimeout model.Duration `yaml:"stop_timeout,omitempty"`
-	SDFile      string         `yaml:"sd_file,omitempty"`
-	Labels      model.LabelSet `yaml:"labels,omitempty"`
-}
-
-// backendFields lists the type-specific yaml keys each backend type accepts.
-var backendFields = map[string][]string{
-	TypeKubernetes: {"kubeconfig", "in_cluster", "context", "timeout"},
-	TypeNomad:      {"address", "token_file", "region", "timeout"},
-	TypeDocker:     {"host", "timeout"},
-	TypeWebhook:    {"url", "secret_file", "headers", "max_retries", "retry_backoff", "timeout"},
-	TypeExec:       {"command", "current_command", "timeout"},
-	TypeProcess:    {"command", "base_port", "dir", "env", "stop_timeout", "sd_file", "labels"},
-}
-
 // DefaultBackendTimeout bounds one call to a backend when timeout is unset.
-const DefaultBackendTimeout = 30 * time.Second
+const DefaultBackendTimeout = backend.DefaultTimeout
 
 // PolicyConfig is one entry of autoscaling.policies.
 type PolicyConfig struct {
@@ -124,6 +60,11 @@ type TargetConfig struct {
 	Group string `yaml:"group,omitempty"`
 }
 
+// backendTarget is t in the backends' terms.
+func (t TargetConfig) backendTarget() backend.Target {
+	return backend.Target{Kind: t.Kind, APIVersion: t.APIVersion, Resource: t.Resource, Namespace: t.Namespace, Name: t.Name, Group: t.Group}
+}
+
 // String is the target as a user reads it: kind/namespace/name.
 func (t TargetConfig) String() string {
 	var parts []string
@@ -144,15 +85,9 @@ type MetricConfig struct {
 	Utilization float64 `yaml:"utilization,omitempty"`
 }
 
-// Forecast methods.
-const (
-	ForecastHoltWinters = "holt_winters"
-	ForecastLinear      = "linear"
-)
-
 // ForecastConfig turns on forecast-driven scale-out.
 type ForecastConfig struct {
-	Method  string         `yaml:"method"`
+	Method  ForecastMethod `yaml:"method"`
 	Window  model.Duration `yaml:"window"`
 	Horizon model.Duration `yaml:"horizon"`
 	// Smoothing and Trend are Holt's α and β.
@@ -176,16 +111,6 @@ func (c *ForecastConfig) UnmarshalYAML(unmarshal func(any) error) error {
 	return unmarshal((*plain)(c))
 }
 
-// Rate policy types and select values, as in the HPA.
-const (
-	RatePercent = "percent"
-	RatePods    = "pods"
-
-	SelectMax      = "max"
-	SelectMin      = "min"
-	SelectDisabled = "disabled"
-)
-
 // BehaviorConfig is the HPA's behavior: stabilization and rate policies per direction.
 type BehaviorConfig struct {
 	ScaleUp   ScalingRules `yaml:"scale_up"`
@@ -196,12 +121,12 @@ type BehaviorConfig struct {
 type ScalingRules struct {
 	Stabilization model.Duration `yaml:"stabilization"`
 	Policies      []RatePolicy   `yaml:"policies"`
-	Select        string         `yaml:"select"`
+	Select        Select         `yaml:"select"`
 }
 
 // RatePolicy allows a change of Value pods or Value percent per Period.
 type RatePolicy struct {
-	Type   string         `yaml:"type"`
+	Type   RateType       `yaml:"type"`
 	Value  int            `yaml:"value"`
 	Period model.Duration `yaml:"period"`
 }
@@ -308,198 +233,172 @@ func (c *PolicyConfig) UnmarshalYAML(unmarshal func(any) error) error {
 }
 
 // Validate checks the section, naming each problem by its path
-// (autoscaling.policies[0].max: …).
+// (autoscaling.policies[0].max: …). Each part checks itself.
 func (c *Config) Validate() error {
 	var errs []error
-	add := func(path, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("autoscaling.%s: %s", path, fmt.Sprintf(format, args...)))
-	}
-	backends := map[string]string{}
-	for i, b := range c.Backends {
-		p := fmt.Sprintf("backends[%d]", i)
-		switch {
-		case b.Name == "":
-			add(p+".name", "must not be empty")
-		case backends[b.Name] != "":
-			add(p+".name", "%q is already the name of another backend", b.Name)
-		}
-		fields, ok := backendFields[b.Type]
-		if !ok {
-			add(p+".type", "unknown backend type %q (known: %s)", b.Type, strings.Join(backendTypes(), ", "))
-			continue
-		}
-		if b.Name != "" && backends[b.Name] == "" {
-			backends[b.Name] = b.Type
-		}
-		for _, key := range setFields(b) {
-			if !slices.Contains(fields, key) {
-				add(p+"."+key, "not a field of a %s backend", b.Type)
-			}
-		}
-		if b.Timeout < 0 || b.StopTimeout < 0 || b.RetryBackoff < 0 {
-			add(p, "durations must not be negative")
-		}
-		switch b.Type {
-		case TypeKubernetes:
-			if b.InCluster && b.Kubeconfig != "" {
-				add(p+".in_cluster", "kubeconfig and in_cluster are mutually exclusive")
-			}
-		case TypeNomad:
-			if b.Address == "" {
-				add(p+".address", "must not be empty")
-			}
-		case TypeDocker:
-			if b.Host == "" {
-				add(p+".host", "must not be empty (unix:///var/run/docker.sock, tcp://host:2375)")
-			}
-		case TypeWebhook:
-			if !strings.HasPrefix(b.URL, "http://") && !strings.HasPrefix(b.URL, "https://") {
-				add(p+".url", "must be an http:// or https:// URL")
-			}
-			if b.MaxRetries < 0 {
-				add(p+".max_retries", "must not be negative")
-			}
-		case TypeExec:
-			if len(b.Command) == 0 {
-				add(p+".command", "must not be empty")
-			}
-		case TypeProcess:
-			if len(b.Command) == 0 {
-				add(p+".command", "must not be empty")
-			}
-			if b.BasePort < 0 || b.BasePort > 65535 {
-				add(p+".base_port", "must be a port number")
-			}
-		}
+	backends := map[string]*BackendConfig{}
+	for i := range c.Backends {
+		errs = append(errs, c.Backends[i].validate(fmt.Sprintf("autoscaling.backends[%d]", i), backends)...)
 	}
 	names := map[string]bool{}
-	for i, pc := range c.Policies {
-		p := fmt.Sprintf("policies[%d]", i)
+	for i := range c.Policies {
+		pc := &c.Policies[i]
+		p := fmt.Sprintf("autoscaling.policies[%d]", i)
 		switch {
 		case pc.Name == "":
-			add(p+".name", "must not be empty")
+			errs = append(errs, fmt.Errorf("%s.name: must not be empty", p))
 		case names[pc.Name]:
-			add(p+".name", "%q is already the name of another policy", pc.Name)
+			errs = append(errs, fmt.Errorf("%s.name: %q is already the name of another policy", p, pc.Name))
 		}
 		names[pc.Name] = true
-		if pc.Target.Backend == "" {
-			add(p+".target.backend", "must not be empty")
-		} else if typ, ok := backends[pc.Target.Backend]; !ok {
-			add(p+".target.backend", "no backend is named %q", pc.Target.Backend)
-		} else {
-			if pc.Target.Name == "" {
-				add(p+".target.name", "must not be empty")
-			}
-			if typ == TypeNomad && pc.Target.Group == "" {
-				add(p+".target.group", "must name the task group of a nomad job")
-			}
-			if typ == TypeKubernetes {
-				if pc.Target.Kind == "" {
-					add(p+".target.kind", "must not be empty (Deployment, StatefulSet, ReplicaSet or a kind with /scale)")
-				} else if !isAppsKind(pc.Target.Kind) && pc.Target.APIVersion == "" {
-					add(p+".target.api_version", "must be set for kind %s", pc.Target.Kind)
-				}
-			}
-		}
-		if pc.Min < 0 {
-			add(p+".min", "must not be negative")
-		}
-		if pc.Max < 1 {
-			add(p+".max", "must be at least 1")
-		} else if pc.Max < pc.Min {
-			add(p+".max", "must not be less than min (%d)", pc.Min)
-		}
-		if pc.Interval <= 0 {
-			add(p+".interval", "must be positive")
-		}
-		if len(pc.Metrics) == 0 {
-			add(p+".metrics", "must have at least one metric")
-		}
-		for j, m := range pc.Metrics {
-			mp := fmt.Sprintf("%s.metrics[%d]", p, j)
-			if m.Query == "" {
-				add(mp+".query", "must not be empty")
-			} else if _, err := store.NewParser().ParseExpr(m.Query); err != nil {
-				add(mp+".query", "%s", parseErrorText(err))
-			}
-			switch {
-			case m.PerInstance != 0 && m.Utilization != 0:
-				add(mp, "set one of per_instance and utilization, not both")
-			case m.PerInstance == 0 && m.Utilization == 0:
-				add(mp, "set per_instance or utilization")
-			case m.PerInstance < 0:
-				add(mp+".per_instance", "must be positive")
-			case m.Utilization < 0:
-				add(mp+".utilization", "must be positive")
-			}
-		}
-		if f := pc.Forecast; f != nil {
-			fp := p + ".forecast"
-			if f.Method != ForecastHoltWinters && f.Method != ForecastLinear {
-				add(fp+".method", "%q is neither %s nor %s", f.Method, ForecastHoltWinters, ForecastLinear)
-			}
-			if f.Window <= 0 {
-				add(fp+".window", "must be positive")
-			} else if f.Window < 2*pc.Interval {
-				add(fp+".window", "must cover at least two intervals (%s)", time.Duration(2*pc.Interval))
-			}
-			if f.Horizon <= 0 {
-				add(fp+".horizon", "must be positive")
-			}
-			if f.Smoothing <= 0 || f.Smoothing >= 1 {
-				add(fp+".smoothing", "must be between 0 and 1 exclusive")
-			}
-			if f.Trend <= 0 || f.Trend >= 1 {
-				add(fp+".trend", "must be between 0 and 1 exclusive")
-			}
-		}
-		if pc.Tolerance < 0 || pc.Tolerance >= 1 {
-			add(p+".tolerance", "must be in [0, 1)")
-		}
-		for _, d := range []struct {
-			name string
-			r    ScalingRules
-		}{{"scale_up", pc.Behavior.ScaleUp}, {"scale_down", pc.Behavior.ScaleDown}} {
-			bp := p + ".behavior." + d.name
-			if d.r.Stabilization < 0 {
-				add(bp+".stabilization", "must not be negative")
-			}
-			if d.r.Select != SelectMax && d.r.Select != SelectMin && d.r.Select != SelectDisabled {
-				add(bp+".select", "%q is not max, min or disabled", d.r.Select)
-			}
-			if len(d.r.Policies) == 0 && d.r.Select != SelectDisabled {
-				add(bp+".policies", "must have at least one policy unless select is disabled")
-			}
-			for k, rp := range d.r.Policies {
-				rpp := fmt.Sprintf("%s.policies[%d]", bp, k)
-				if rp.Type != RatePercent && rp.Type != RatePods {
-					add(rpp+".type", "%q is neither percent nor pods", rp.Type)
-				}
-				if rp.Value <= 0 {
-					add(rpp+".value", "must be positive")
-				}
-				if rp.Period <= 0 || time.Duration(rp.Period) > 30*time.Minute {
-					add(rpp+".period", "must be positive and at most 30m")
-				}
-			}
-		}
-		if pc.OnMetricError.Fallback > pc.Max && pc.Max >= 1 {
-			add(p+".on_metric_error", "fallback %d is above max (%d)", pc.OnMetricError.Fallback, pc.Max)
-		}
-		for j, s := range pc.Schedule {
-			sp := fmt.Sprintf("%s.schedule[%d]", p, j)
-			if _, err := parseCron(s.Cron); err != nil {
-				add(sp+".cron", "%v", err)
-			}
-			if s.Duration <= 0 {
-				add(sp+".duration", "must be positive")
-			}
-			if s.Min < 0 || (pc.Max >= 1 && s.Min > pc.Max) {
-				add(sp+".min", "must be between 0 and max (%d)", pc.Max)
-			}
-		}
+		errs = append(errs, pc.validate(p, backends)...)
 	}
 	return errors.Join(errs...)
+}
+
+// problems collects a part's problems, each as "path: message".
+type problems []error
+
+func (ps *problems) add(path, format string, args ...any) {
+	*ps = append(*ps, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+}
+
+// addField adds a backend's FieldError under path p.
+func (ps *problems) addField(p string, fe *backend.FieldError) {
+	if fe.Field != "" {
+		p += "." + fe.Field
+	}
+	ps.add(p, "%s", fe.Msg)
+}
+
+func (pc *PolicyConfig) validate(p string, backends map[string]*BackendConfig) []error {
+	var errs problems
+	if pc.Target.Backend == "" {
+		errs.add(p+".target.backend", "must not be empty")
+	} else if b, ok := backends[pc.Target.Backend]; !ok {
+		errs.add(p+".target.backend", "no backend is named %q", pc.Target.Backend)
+	} else {
+		if pc.Target.Name == "" {
+			errs.add(p+".target.name", "must not be empty")
+		}
+		for _, fe := range backend.FieldErrors(b.config().ValidateTarget(pc.Target.backendTarget())) {
+			errs.addField(p+".target", fe)
+		}
+	}
+	if pc.Min < 0 {
+		errs.add(p+".min", "must not be negative")
+	}
+	if pc.Max < 1 {
+		errs.add(p+".max", "must be at least 1")
+	} else if pc.Max < pc.Min {
+		errs.add(p+".max", "must not be less than min (%d)", pc.Min)
+	}
+	if pc.Interval <= 0 {
+		errs.add(p+".interval", "must be positive")
+	}
+	if len(pc.Metrics) == 0 {
+		errs.add(p+".metrics", "must have at least one metric")
+	}
+	for j := range pc.Metrics {
+		errs = append(errs, pc.Metrics[j].validate(fmt.Sprintf("%s.metrics[%d]", p, j))...)
+	}
+	if pc.Forecast != nil {
+		errs = append(errs, pc.Forecast.validate(p+".forecast", pc.Interval)...)
+	}
+	if pc.Tolerance < 0 || pc.Tolerance >= 1 {
+		errs.add(p+".tolerance", "must be in [0, 1)")
+	}
+	errs = append(errs, pc.Behavior.ScaleUp.validate(p+".behavior.scale_up")...)
+	errs = append(errs, pc.Behavior.ScaleDown.validate(p+".behavior.scale_down")...)
+	if pc.OnMetricError.Fallback > pc.Max && pc.Max >= 1 {
+		errs.add(p+".on_metric_error", "fallback %d is above max (%d)", pc.OnMetricError.Fallback, pc.Max)
+	}
+	for j := range pc.Schedule {
+		errs = append(errs, pc.Schedule[j].validate(fmt.Sprintf("%s.schedule[%d]", p, j), pc.Max)...)
+	}
+	return errs
+}
+
+func (m *MetricConfig) validate(p string) []error {
+	var errs problems
+	if m.Query == "" {
+		errs.add(p+".query", "must not be empty")
+	} else if _, err := store.NewParser().ParseExpr(m.Query); err != nil {
+		errs.add(p+".query", "%s", parseErrorText(err))
+	}
+	switch {
+	case m.PerInstance != 0 && m.Utilization != 0:
+		errs.add(p, "set one of per_instance and utilization, not both")
+	case m.PerInstance == 0 && m.Utilization == 0:
+		errs.add(p, "set per_instance or utilization")
+	case m.PerInstance < 0:
+		errs.add(p+".per_instance", "must be positive")
+	case m.Utilization < 0:
+		errs.add(p+".utilization", "must be positive")
+	}
+	return errs
+}
+
+func (f *ForecastConfig) validate(p string, interval model.Duration) []error {
+	var errs problems
+	if err := f.Method.check(); err != nil {
+		errs.add(p+".method", "%v", err)
+	}
+	if f.Window <= 0 {
+		errs.add(p+".window", "must be positive")
+	} else if f.Window < 2*interval {
+		errs.add(p+".window", "must cover at least two intervals (%s)", time.Duration(2*interval))
+	}
+	if f.Horizon <= 0 {
+		errs.add(p+".horizon", "must be positive")
+	}
+	if f.Smoothing <= 0 || f.Smoothing >= 1 {
+		errs.add(p+".smoothing", "must be between 0 and 1 exclusive")
+	}
+	if f.Trend <= 0 || f.Trend >= 1 {
+		errs.add(p+".trend", "must be between 0 and 1 exclusive")
+	}
+	return errs
+}
+
+func (r *ScalingRules) validate(p string) []error {
+	var errs problems
+	if r.Stabilization < 0 {
+		errs.add(p+".stabilization", "must not be negative")
+	}
+	if err := r.Select.check(); err != nil {
+		errs.add(p+".select", "%v", err)
+	}
+	if len(r.Policies) == 0 && r.Select != SelectDisabled {
+		errs.add(p+".policies", "must have at least one policy unless select is disabled")
+	}
+	for k, rp := range r.Policies {
+		rpp := fmt.Sprintf("%s.policies[%d]", p, k)
+		if err := rp.Type.check(); err != nil {
+			errs.add(rpp+".type", "%v", err)
+		}
+		if rp.Value <= 0 {
+			errs.add(rpp+".value", "must be positive")
+		}
+		if rp.Period <= 0 || time.Duration(rp.Period) > 30*time.Minute {
+			errs.add(rpp+".period", "must be positive and at most 30m")
+		}
+	}
+	return errs
+}
+
+func (s *ScheduleConfig) validate(p string, maxReplicas int) []error {
+	var errs problems
+	if _, err := parseCron(s.Cron); err != nil {
+		errs.add(p+".cron", "%v", err)
+	}
+	if s.Duration <= 0 {
+		errs.add(p+".duration", "must be positive")
+	}
+	if s.Min < 0 || (maxReplicas >= 1 && s.Min > maxReplicas) {
+		errs.add(p+".min", "must be between 0 and max (%d)", maxReplicas)
+	}
+	return errs
 }
 
 // parseCron parses a standard 5-field cron expression (minute hour
@@ -524,56 +423,14 @@ func parseErrorText(err error) string {
 	return "invalid PromQL: " + err.Error()
 }
 
-func isAppsKind(kind string) bool {
-	switch kind {
-	case "Deployment", "StatefulSet", "ReplicaSet":
-		return true
-	}
-	return false
-}
-
-func backendTypes() []string {
-	var ts []string
-	for t := range backendFields {
-		ts = append(ts, t)
-	}
-	slices.Sort(ts)
-	return ts
-}
-
-// setFields returns the yaml keys of b's type-specific fields that are set.
-func setFields(b BackendConfig) []string {
-	var keys []string
-	v := reflect.ValueOf(b)
-	t := v.Type()
-	for i := range t.NumField() {
-		key, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-		if key == "name" || key == "type" {
-			continue
-		}
-		if !v.Field(i).IsZero() {
-			keys = append(keys, key)
-		}
-	}
-	return keys
-}
-
 // SetDirectory makes the backends' file paths relative to dir, the
-// configuration file's directory; a kubeconfig starting with ~/ is under the
-// home directory.
+// configuration file's directory (each type's Config says which keys are
+// paths).
 func (c *Config) SetDirectory(dir string) {
 	for i := range c.Backends {
-		b := &c.Backends[i]
-		if rest, ok := strings.CutPrefix(b.Kubeconfig, "~/"); ok {
-			if home, err := os.UserHomeDir(); err == nil {
-				b.Kubeconfig = filepath.Join(home, rest)
-			}
+		if d, ok := c.Backends[i].Config.(interface{ SetDirectory(string) }); ok {
+			d.SetDirectory(dir)
 		}
-		b.Kubeconfig = commoncfg.JoinDir(dir, b.Kubeconfig)
-		b.TokenFile = commoncfg.JoinDir(dir, b.TokenFile)
-		b.SecretFile = commoncfg.JoinDir(dir, b.SecretFile)
-		b.SDFile = commoncfg.JoinDir(dir, b.SDFile)
-		b.Dir = commoncfg.JoinDir(dir, b.Dir)
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/tidewatch/tidewatch/autoscaler"
+	"github.com/tidewatch/tidewatch/autoscaler/backend/kubernetes"
+	"github.com/tidewatch/tidewatch/autoscaler/backend/webhook"
 	"github.com/tidewatch/tidewatch/internal/config"
 )
 
@@ -25,11 +27,11 @@ func TestConfigGood(t *testing.T) {
 		t.Fatalf("got %d backends and %d policies", len(a.Backends), len(a.Policies))
 	}
 	home, _ := os.UserHomeDir()
-	if got := a.Backends[0].Kubeconfig; got != filepath.Join(home, ".kube/config") {
+	if got := a.Backends[0].Config.(*kubernetes.Config).Kubeconfig; got != filepath.Join(home, ".kube/config") {
 		t.Errorf("kubeconfig = %q", got)
 	}
 	dir, _ := filepath.Abs(testdata)
-	if got := a.Backends[3].SecretFile; got != filepath.Join(dir, "secrets/hook") {
+	if got := a.Backends[3].Config.(*webhook.Config).SecretFile; got != filepath.Join(dir, "secrets/hook") {
 		t.Errorf("secret_file = %q, want it under %s", got, dir)
 	}
 	api, workers := a.Policies[0], a.Policies[1]
@@ -102,5 +104,74 @@ func TestConfigBad(t *testing.T) {
 func TestOnMetricErrorYAML(t *testing.T) {
 	if got := (autoscaler.OnMetricError{Fallback: 3}).String(); got != "fallback 3" {
 		t.Errorf("String = %q", got)
+	}
+}
+
+// TestConfigBackendKeys: each backend type's keys are decoded into its own
+// Config, and a problem in one still names file line and field.
+func TestConfigBackendKeys(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"bad value of a key of the type", `autoscaling:
+  backends:
+    - {name: hook, type: webhook, url: "http://x"}
+    - name: swarm
+      type: docker
+      host: unix:///var/run/docker.sock
+      timeout: soon
+`, []string{`7: autoscaling.backends[1].timeout: not a valid duration string: "soon"`}},
+		{"key of another type, and checks of the type", `autoscaling:
+  backends:
+    - {name: "n", type: nomad, adress: "http://nomad:4646"}
+    - {name: p, type: process, command: [x], base_port: 70000}
+  policies:
+    - {name: api, target: {backend: "n", name: api}, max: 3, metrics: [{query: up, per_instance: 1}]}
+`, []string{
+			`3: autoscaling.backends[0].adress: not a field of a nomad backend`,
+			`3: autoscaling.backends[0].address: must not be empty`,
+			`4: autoscaling.backends[1].base_port: must be a port number`,
+			`6: autoscaling.policies[0].target.group: must name the task group of a nomad job`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "tidewatch.yml")
+			if err := os.WriteFile(file, []byte(tt.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := config.Load(file, slog.New(slog.DiscardHandler))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("missing %q in\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+// TestConfigBackendValuesAsWritten: values read as yaml.v2 reads them into
+// the field's type, not through a generic value (on stays "on", 010 "010").
+func TestConfigBackendValuesAsWritten(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tidewatch.yml")
+	text := `autoscaling:
+  backends:
+    - {name: 010, type: webhook, url: "http://x", headers: {X-Flag: on, X-Ratio: 1.0}}
+`
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(file, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := cfg.Autoscaling.Backends[0]
+	h := b.Config.(*webhook.Config).Headers
+	if b.Name != "010" || h["X-Flag"] != "on" || h["X-Ratio"] != "1.0" {
+		t.Errorf("name %q, headers %v", b.Name, h)
 	}
 }

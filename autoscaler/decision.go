@@ -190,7 +190,7 @@ func (m *Manager) Policies() []PolicyStatus {
 	}
 	types := map[string]string{}
 	for name, e := range m.backends {
-		types[name] = e.cfg.Type
+		types[name] = string(e.cfg.Type)
 	}
 	m.mtx.Unlock()
 	out := make([]PolicyStatus, 0, len(rs))

@@ -12,8 +12,10 @@
 // (through a promql.Engine), acts through the backends (one action in flight
 // per target; dry-run and pause handled here, not in the backends), records
 // every decision for the HTTP API (Routes) and appends the
-// tidewatch_autoscaler_* series. Backends live in autoscaler/backend/<name>/
-// behind the two-method backend.Backend interface; NewBackend is the
-// registry. docs/autoscaling.md describes the algorithm, the backends and the
-// webhook wire format.
+// tidewatch_autoscaler_* series, and tells scale events to an EventSink
+// (the notification receivers). Backends live in autoscaler/backend/<name>/
+// behind the two-method backend.Backend interface; each owns its typed
+// Config. Adding a backend is adding that one folder and one line in the
+// registry, backendTypes in registry.go. docs/autoscaling.md describes the
+// algorithm, the backends and the webhook wire format.
 package autoscaler

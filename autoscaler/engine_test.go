@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/tidewatch/tidewatch/autoscaler/backend/webhook"
 )
 
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC) // a Monday
@@ -23,7 +25,7 @@ func testPolicy(t *testing.T, mod func(*PolicyConfig)) *Policy {
 	if mod != nil {
 		mod(&c)
 	}
-	cfg := Config{Backends: []BackendConfig{{Name: "hook", Type: TypeWebhook, URL: "http://x"}}, Policies: []PolicyConfig{c}}
+	cfg := Config{Backends: []BackendConfig{{Name: "hook", Type: TypeWebhook, Config: &webhook.Config{URL: "http://x"}}}, Policies: []PolicyConfig{c}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("invalid test policy: %v", err)
 	}
@@ -164,15 +166,15 @@ func TestDecideProperties(t *testing.T) {
 			c.Metrics = append(c.Metrics, MetricConfig{Query: "b", Utilization: 0.2 + rng.Float64()*0.7})
 		}
 		randRules := func() ScalingRules {
-			r := ScalingRules{Stabilization: model.Duration(time.Duration(rng.IntN(4)) * time.Minute), Select: []string{SelectMax, SelectMin}[rng.IntN(2)]}
+			r := ScalingRules{Stabilization: model.Duration(time.Duration(rng.IntN(4)) * time.Minute), Select: []Select{SelectMax, SelectMin}[rng.IntN(2)]}
 			for range 1 + rng.IntN(3) {
-				typ := []string{RatePods, RatePercent}[rng.IntN(2)]
+				typ := []RateType{RatePods, RatePercent}[rng.IntN(2)]
 				r.Policies = append(r.Policies, RatePolicy{Type: typ, Value: 1 + rng.IntN(120), Period: model.Duration(time.Duration(5+rng.IntN(120)) * time.Second)})
 			}
 			return r
 		}
 		c.Behavior = BehaviorConfig{ScaleUp: randRules(), ScaleDown: randRules()}
-		cfg := Config{Backends: []BackendConfig{{Name: "hook", Type: TypeWebhook, URL: "http://x"}}, Policies: []PolicyConfig{c}}
+		cfg := Config{Backends: []BackendConfig{{Name: "hook", Type: TypeWebhook, Config: &webhook.Config{URL: "http://x"}}}, Policies: []PolicyConfig{c}}
 		if err := cfg.Validate(); err != nil {
 			t.Fatalf("scenario %d: %v", scenario, err)
 		}
@@ -269,7 +271,7 @@ func TestForecast(t *testing.T) {
 		rising = append(rising, Point{T: t0.Add(time.Duration(i) * time.Minute), V: 100 + 10*float64(i)})
 	}
 	last := rising[len(rising)-1].V // 390
-	for _, method := range []string{ForecastHoltWinters, ForecastLinear} {
+	for _, method := range []ForecastMethod{ForecastHoltWinters, ForecastLinear} {
 		c := DefaultForecastConfig
 		c.Method = method
 		c.Horizon = model.Duration(5 * time.Minute)

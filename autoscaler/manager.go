@@ -2,19 +2,16 @@ package autoscaler
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
+	"net/url"
 	"reflect"
 	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 
@@ -30,32 +27,22 @@ type Options struct {
 	Queryable storage.Queryable
 	// Appendable receives the tidewatch_autoscaler_* series; nil means none.
 	Appendable storage.AppendableV2
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
+	// Now and After are the clock every evaluation, schedule and duration
+	// goes through; nil means time.Now and time.After. Under testing/synctest
+	// the defaults are the bubble's fake clock, so tests of the policy loops
+	// need not inject anything.
+	Now   func() time.Time
+	After func(time.Duration) <-chan time.Time
 	// NewBackend builds backends; nil means the registry (NewBackend).
 	NewBackend func(BackendConfig, *slog.Logger) (backend.Backend, error)
 	// DecisionLog is how many decisions are kept for the API (default 1000).
 	DecisionLog int
-	// OnScaleEvent, when set, receives the scale events of policies with
-	// notify: true: each scale action once the backend answered, and each
-	// dry-run decision that would change the count.
-	OnScaleEvent func(ScaleEvent)
-}
-
-// ScaleEvent is a scale action or dry-run decision told to the
-// notification receivers.
-type ScaleEvent struct {
-	DecisionID string
-	Policy     string
-	Backend    string
-	Target     string
-	// Action is ActionScale or ActionDryRun.
-	Action           string
-	Current, Desired int
-	Reason           string
-	// Error is the backend's error, if the scale call failed.
-	Error string
-	Time  time.Time
+	// Events, when set, receives the scale events of policies with
+	// notify: true (see ScaleEvent.Event): each scale action once the
+	// backend answered, and each dry-run decision that would change the
+	// count. ExternalURL is where their links point.
+	Events      EventSink
+	ExternalURL *url.URL
 }
 
 // Manager evaluates the configured policies and drives their backends.
@@ -92,6 +79,9 @@ func New(o Options) (*Manager, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.After == nil {
+		o.After = time.After
 	}
 	if o.NewBackend == nil {
 		o.NewBackend = NewBackend
@@ -261,185 +251,6 @@ func (m *Manager) setPaused(name string, paused bool) error {
 	return nil
 }
 
-// runner evaluates one policy.
-type runner struct {
-	m           *Manager
-	policy      *Policy
-	backendName string
-	backend     backend.Backend
-	cancel      context.CancelFunc
-
-	mtx       sync.Mutex
-	state     State
-	paused    bool
-	lastKnown int // last count the backend reported or was scaled to; -1 unknown
-	// dryRunTold is the desired count of the last dry-run event sent, so
-	// that a dry-run policy tells the receivers once per new recommendation,
-	// not at every evaluation.
-	dryRunTold int
-	seq        int
-	last       *Decision
-}
-
-func (r *runner) stop() {
-	if r.cancel != nil {
-		r.cancel()
-	}
-}
-
-func (r *runner) loop(ctx context.Context) {
-	t := time.NewTicker(r.policy.Interval)
-	defer t.Stop()
-	for {
-		r.Evaluate(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func (r *runner) target() backend.Target {
-	t := r.policy.Config.Target
-	return backend.Target{Kind: t.Kind, APIVersion: t.APIVersion, Resource: t.Resource, Namespace: t.Namespace, Name: t.Name, Group: t.Group}
-}
-
-func (r *runner) key() string { return r.backendName + "/" + r.policy.Config.Target.String() }
-
-// Evaluate runs one evaluation: read the current count, observe the
-// metrics, decide, and act (unless dry-run, paused, or an action is in flight).
-func (r *runner) Evaluate(ctx context.Context) *Decision {
-	m := r.m
-	c := r.policy.Config
-	start := time.Now()
-	now := m.o.Now()
-	defer m.metrics.evalDuration(c.Name).UpdateDuration(start)
-	m.metrics.evaluations(c.Name).Inc()
-
-	d := &Decision{ID: newDecisionID(c.Name, now), Policy: c.Name, Backend: r.backendName, Target: r.target(), DryRun: c.DryRun}
-	qctx, cancel := context.WithTimeout(ctx, max(r.policy.Interval, 10*time.Second))
-	defer cancel()
-	current, err := r.backend.Current(qctx, d.Target)
-	r.mtx.Lock()
-	r.seq++
-	d.Seq = r.seq
-	lastKnown := r.lastKnown
-	paused := r.paused
-	r.mtx.Unlock()
-	d.Paused = paused
-	switch {
-	case errors.Is(err, backend.ErrUnknown):
-		current, d.CurrentAssumed = lastKnown, true
-		if current < 0 {
-			current = c.Min
-		}
-	case err != nil:
-		d.Time, d.Action, d.Error = now, ActionError, fmt.Sprintf("read current replicas: %v", err)
-		m.metrics.failures(c.Name).Inc()
-		m.logger.Warn("evaluate policy", "policy", c.Name, "err", err)
-		r.record(d)
-		return d
-	}
-	in := Input{Now: now, Current: current, Metrics: r.observe(qctx, now)}
-	r.mtx.Lock()
-	d.Evaluation = r.policy.Decide(&r.state, in)
-	r.mtx.Unlock()
-
-	switch {
-	case d.Desired == current:
-		d.Action = ActionNone
-	case paused:
-		d.Action = ActionPaused
-	case c.DryRun:
-		d.Action = ActionDryRun
-	default:
-		m.mtx.Lock()
-		busy := m.inflight[r.key()]
-		if !busy {
-			m.inflight[r.key()] = true
-			m.actions.Add(1)
-		}
-		m.mtx.Unlock()
-		if busy {
-			d.Action = ActionInFlight
-			break
-		}
-		d.Action = ActionScale
-		d.Result = &ActionResult{Started: time.Now()}
-		go r.act(ctx, d, current)
-	}
-	if d.Action != ActionNone {
-		m.logger.Info("scaling decision", "policy", c.Name, "action", d.Action, "current", current, "desired", d.Desired, "reason", d.Reason())
-	}
-	if d.Action == ActionDryRun && d.Desired != current && d.Desired != r.dryRunTold {
-		r.dryRunTold = d.Desired
-		r.notify(d, current, "")
-	}
-	r.record(d)
-	return d
-}
-
-// act calls the backend for d and records the answer.
-func (r *runner) act(ctx context.Context, d *Decision, current int) {
-	m := r.m
-	defer m.actions.Done()
-	defer func() {
-		m.mtx.Lock()
-		delete(m.inflight, r.key())
-		m.mtx.Unlock()
-	}()
-	req := backend.Request{DecisionID: d.ID, Policy: d.Policy, Current: current, Desired: d.Desired, Reason: d.Reason(), Time: d.Time}
-	for _, me := range d.Metrics {
-		req.Metrics = append(req.Metrics, backend.Metric{Query: me.Query, Type: me.Type, Target: me.Target, Value: me.Value, Forecast: me.Forecast, Recommendation: max(me.Recommendation, me.ForecastRecommendation)})
-	}
-	timeout := time.Duration(r.m.backendConfig(r.backendName).Timeout)
-	if timeout <= 0 {
-		timeout = DefaultBackendTimeout
-	}
-	// The scale call outlives the evaluation's context but not Run's.
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*timeout)
-	defer cancel()
-	start := time.Now()
-	res, err := r.backend.Scale(actx, d.Target, req)
-	m.metrics.scaleDuration(r.backendName).UpdateDuration(start)
-	replicas := d.Desired
-	if err == nil && res.Replicas >= 0 {
-		replicas = res.Replicas
-	}
-	m.log.update(func() {
-		d.Result.Finished = time.Now()
-		d.Result.Replicas = res.Replicas
-		d.Result.Message = res.Message
-		if err != nil {
-			d.Result.Error = err.Error()
-		}
-	})
-	if err != nil {
-		m.metrics.actions(d.Policy, "error").Inc()
-		m.logger.Error("scale", "policy", d.Policy, "backend", r.backendName, "err", err)
-		r.notify(d, current, err.Error())
-		return
-	}
-	r.notify(d, current, "")
-	m.metrics.actions(d.Policy, "success").Inc()
-	r.mtx.Lock()
-	r.state.RecordScale(d.Time, current, replicas)
-	r.lastKnown = replicas
-	r.mtx.Unlock()
-}
-
-// notify hands d to Options.OnScaleEvent when its policy asks for it.
-func (r *runner) notify(d *Decision, current int, errText string) {
-	if r.m.o.OnScaleEvent == nil || !r.policy.Config.Notify {
-		return
-	}
-	r.m.o.OnScaleEvent(ScaleEvent{
-		DecisionID: d.ID, Policy: d.Policy, Backend: r.backendName, Target: targetString(d.Target),
-		Action: d.Action, Current: current, Desired: d.Desired, Reason: d.Reason(), Error: errText, Time: d.Time,
-	})
-}
-
 func (m *Manager) backendConfig(name string) BackendConfig {
 	m.mtx.Lock()
 	defer m.mtx.Unlock()
@@ -447,167 +258,6 @@ func (m *Manager) backendConfig(name string) BackendConfig {
 		return e.cfg
 	}
 	return BackendConfig{}
-}
-
-// observe queries each metric at now, and its forecast when configured.
-func (r *runner) observe(ctx context.Context, now time.Time) []Observation {
-	c := r.policy.Config
-	out := make([]Observation, len(c.Metrics))
-	for i, mc := range c.Metrics {
-		v, err := r.m.instant(ctx, mc.Query, now)
-		out[i] = Observation{Value: v, Err: err}
-		if err != nil || c.Forecast == nil {
-			continue
-		}
-		window := time.Duration(c.Forecast.Window)
-		step := max(r.policy.Interval, window/300)
-		pts, err := r.m.rangeQuery(ctx, mc.Query, now.Add(-window), now, step)
-		if err != nil {
-			continue
-		}
-		if f, err := Forecast(*c.Forecast, pts); err == nil {
-			out[i].Forecast, out[i].HasForecast = f, true
-		}
-	}
-	return out
-}
-
-func (m *Manager) instant(ctx context.Context, q string, t time.Time) (float64, error) {
-	qry, err := m.o.Engine.NewInstantQuery(ctx, m.o.Queryable, nil, q, t)
-	if err != nil {
-		return 0, err
-	}
-	defer qry.Close()
-	res := qry.Exec(ctx)
-	if res.Err != nil {
-		return 0, res.Err
-	}
-	return singleValue(res.Value)
-}
-
-// singleValue extracts the one number a policy query must return.
-func singleValue(v any) (float64, error) {
-	switch v := v.(type) {
-	case promql.Scalar:
-		return v.V, nil
-	case promql.Vector:
-		switch len(v) {
-		case 0:
-			return 0, ErrEmpty
-		case 1:
-			if v[0].H != nil {
-				return 0, errors.New("query returned a histogram")
-			}
-			return v[0].F, nil
-		default:
-			return 0, fmt.Errorf("query returned %d series; aggregate them (sum, avg, max)", len(v))
-		}
-	default:
-		return 0, fmt.Errorf("query returned a %T, not a number", v)
-	}
-}
-
-func (m *Manager) rangeQuery(ctx context.Context, q string, start, end time.Time, step time.Duration) ([]Point, error) {
-	pts, err := RangePoints(ctx, m.o.Engine, m.o.Queryable, q, start, end, step)
-	if err == nil && len(pts) == 0 {
-		err = errors.New("range query returned no series")
-	}
-	return pts, err
-}
-
-// RangePoints runs a range query that must return at most one series and
-// gives its points (none when the query returns nothing).
-func RangePoints(ctx context.Context, engine *promql.Engine, q storage.Queryable, query string, start, end time.Time, step time.Duration) ([]Point, error) {
-	qry, err := engine.NewRangeQuery(ctx, q, nil, query, start, end, step)
-	if err != nil {
-		return nil, err
-	}
-	defer qry.Close()
-	res := qry.Exec(ctx)
-	if res.Err != nil {
-		return nil, res.Err
-	}
-	mat, ok := res.Value.(promql.Matrix)
-	if !ok {
-		return nil, fmt.Errorf("not a matrix: %T", res.Value)
-	}
-	switch len(mat) {
-	case 0:
-		return nil, nil
-	case 1:
-	default:
-		return nil, fmt.Errorf("returns %d series; aggregate them (sum, avg, max)", len(mat))
-	}
-	pts := make([]Point, 0, len(mat[0].Floats))
-	for _, p := range mat[0].Floats {
-		pts = append(pts, Point{T: time.UnixMilli(p.T), V: p.F})
-	}
-	return pts, nil
-}
-
-// record keeps d for the API and writes its series.
-func (r *runner) record(d *Decision) {
-	if d.Time.IsZero() {
-		d.Time = d.Evaluation.Time
-	}
-	r.mtx.Lock()
-	r.last = d
-	r.mtx.Unlock()
-	r.m.log.add(d)
-	if r.m.o.Appendable != nil && d.Action != ActionError {
-		if err := r.appendSeries(d); err != nil {
-			r.m.logger.Warn("append autoscaler series", "policy", d.Policy, "err", err)
-		}
-	}
-}
-
-func (r *runner) appendSeries(d *Decision) error {
-	app := r.m.o.Appendable.AppenderV2(context.Background())
-	ts := d.Time.UnixMilli()
-	base := []string{"policy", d.Policy, "backend", d.Backend, "target", r.policy.Config.Target.String()}
-	add := func(name string, v float64, extra ...string) error {
-		ls := labels.FromStrings(append(append([]string{labels.MetricName, name}, base...), extra...)...)
-		_, err := app.Append(0, ls, 0, ts, v, nil, nil, storage.AppendV2Options{})
-		return err
-	}
-	b2f := func(b bool) float64 {
-		if b {
-			return 1
-		}
-		return 0
-	}
-	ev := d.Evaluation
-	errs := []error{
-		add("tidewatch_autoscaler_current_replicas", float64(ev.Current)),
-		add("tidewatch_autoscaler_desired_replicas", float64(ev.Desired)),
-		add("tidewatch_autoscaler_recommended_replicas", float64(ev.Raw)),
-		add("tidewatch_autoscaler_stabilized_replicas", float64(ev.Stabilized)),
-		add("tidewatch_autoscaler_min_replicas", float64(ev.Floor)),
-		add("tidewatch_autoscaler_max_replicas", float64(ev.Max)),
-		add("tidewatch_autoscaler_paused", b2f(d.Paused)),
-		add("tidewatch_autoscaler_dry_run", b2f(d.DryRun)),
-	}
-	for i, me := range ev.Metrics {
-		idx := fmt.Sprint(i)
-		errs = append(errs, add("tidewatch_autoscaler_metric_target", me.Target, "metric", idx))
-		if me.Value != nil {
-			errs = append(errs, add("tidewatch_autoscaler_metric_value", *me.Value, "metric", idx))
-		}
-		if me.Forecast != nil && !math.IsNaN(*me.Forecast) {
-			errs = append(errs, add("tidewatch_autoscaler_forecast", *me.Forecast, "metric", idx))
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		_ = app.Rollback()
-		return err
-	}
-	return app.Commit()
-}
-
-func newDecisionID(policy string, t time.Time) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s-%d-%s", policy, t.UnixMilli(), hex.EncodeToString(b[:]))
 }
 
 // EvaluateNow runs one evaluation of the named policy outside its schedule

@@ -126,7 +126,7 @@ func acceptanceConfig(t *testing.T, url string, dryRun bool) autoscaler.Config {
 	p.Metrics = []autoscaler.MetricConfig{{Query: "sum(api_load)", PerInstance: 2}}
 	p.DryRun = dryRun
 	return autoscaler.Config{
-		Backends: []autoscaler.BackendConfig{{Name: "hook", Type: autoscaler.TypeWebhook, URL: url, SecretFile: secretFile, RetryBackoff: model.Duration(10 * time.Millisecond)}},
+		Backends: []autoscaler.BackendConfig{{Name: "hook", Type: autoscaler.TypeWebhook, Config: &webhook.Config{URL: url, SecretFile: secretFile, RetryBackoff: model.Duration(10 * time.Millisecond)}}},
 		Policies: []autoscaler.PolicyConfig{p},
 	}
 }
@@ -304,7 +304,7 @@ func TestApplyConfigKeepsOldOnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	bad := acceptanceConfig(t, h.srv.URL, false)
-	bad.Backends[0].SecretFile = filepath.Join(t.TempDir(), "missing")
+	bad.Backends[0].Config.(*webhook.Config).SecretFile = filepath.Join(t.TempDir(), "missing")
 	bad.Policies[0].Name = "other"
 	if err := m.ApplyConfig(bad); err == nil {
 		t.Fatal("no error for a missing secret file")

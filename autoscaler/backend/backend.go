@@ -2,7 +2,8 @@
 // scales: a Backend reads a target's current replica count and scales it to
 // a count, with the decision behind the change attached. Each implementation
 // lives in its own subpackage (kubernetes, nomad, docker, webhook, exec,
-// process); the autoscaler's registry builds them from configuration.
+// process), which owns its configuration (Config, DefaultConfig, New; see
+// config.go); the autoscaler's registry builds them from configuration.
 //
 // Dry-run is the autoscaler's business: a backend is only called for real
 // actions.

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/tidewatch/tidewatch/autoscaler"
+	"github.com/tidewatch/tidewatch/autoscaler/backend/webhook"
 	"github.com/tidewatch/tidewatch/store"
 	"github.com/tidewatch/tidewatch/store/embedded"
 )
@@ -55,7 +56,7 @@ func TestAutoscalerExplain(t *testing.T) {
 	p.Metrics = []autoscaler.MetricConfig{{Query: "sum(api_load)", PerInstance: 2}}
 	p.Interval = model.Duration(time.Hour)
 	if err := m.ApplyConfig(autoscaler.Config{
-		Backends: []autoscaler.BackendConfig{{Name: "hook", Type: autoscaler.TypeWebhook, URL: receiver.URL}},
+		Backends: []autoscaler.BackendConfig{{Name: "hook", Type: autoscaler.TypeWebhook, Config: &webhook.Config{URL: receiver.URL}}},
 		Policies: []autoscaler.PolicyConfig{p},
 	}); err != nil {
 		t.Fatal(err)

@@ -13,14 +13,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/tidewatch/tidewatch/autoscaler"
 	"github.com/tidewatch/tidewatch/internal/config"
-	"github.com/tidewatch/tidewatch/store"
 )
 
 // backtestCommand replays a scaling policy over stored history or a
@@ -125,9 +121,8 @@ func loadTrace(bt *autoscaler.Backtest, file string, speedup float64, from, to s
 	return nil
 }
 
-// loadHistory runs each metric's query over the stored history at the
-// policy's interval. The embedded store is opened read-only, so a running
-// Tidewatch may keep serving from it.
+// loadHistory reads the policy's metrics from the configured store
+// between --from and --to (see autoscaler.Backtest.LoadHistory).
 func loadHistory(ctx context.Context, bt *autoscaler.Backtest, cfg *config.Config, from, to string, logger *slog.Logger) error {
 	now := time.Now()
 	var err error
@@ -137,46 +132,7 @@ func loadHistory(ctx context.Context, bt *autoscaler.Backtest, cfg *config.Confi
 	if bt.To, err = parseTime(to, now, now); err != nil {
 		return fmt.Errorf("--to: %w", err)
 	}
-	var q storage.Queryable
-	switch cfg.Storage.Type {
-	case store.TypeEmbedded:
-		sandbox, err := os.MkdirTemp("", "tidewatch-backtest-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(sandbox)
-		db, err := tsdb.OpenDBReadOnly(cfg.Storage.Embedded.Path, sandbox, logger)
-		if err != nil {
-			return fmt.Errorf("open the embedded store read-only in %s: %w", cfg.Storage.Embedded.Path, err)
-		}
-		defer db.Close()
-		q = db
-	default:
-		st, err := store.Open(cfg.Storage, logger, nil, metrics.NewSet())
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		q = st
-	}
-	engine := store.NewEngine(cfg.Query, logger, nil)
-	pc := bt.Policy
-	step := time.Duration(pc.Interval)
-	start := bt.From
-	if pc.Forecast != nil {
-		start = start.Add(-time.Duration(pc.Forecast.Window))
-	}
-	for _, m := range pc.Metrics {
-		pts, err := autoscaler.RangePoints(ctx, engine, q, m.Query, start, bt.To, step)
-		if err != nil {
-			return fmt.Errorf("query %q: %w", m.Query, err)
-		}
-		bt.Metrics = append(bt.Metrics, pts)
-	}
-	if len(bt.Metrics[0]) == 0 {
-		return fmt.Errorf("the first metric's query %q has no data between %s and %s", pc.Metrics[0].Query, bt.From.Format(time.RFC3339), bt.To.Format(time.RFC3339))
-	}
-	return nil
+	return bt.LoadHistory(ctx, cfg.Storage, cfg.Query, logger)
 }
 
 // parseTime reads RFC 3339, Unix seconds, "now", or a duration before now.

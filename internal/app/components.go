@@ -143,8 +143,8 @@ func (a *App) buildAutoscaler(engine *promql.Engine, extURL *url.URL) (*componen
 	var err error
 	if a.autoscaler, err = autoscaler.New(autoscaler.Options{
 		Logger: a.logger, Metrics: a.set, Engine: engine, Queryable: a.store,
-		Appendable:   store.Instrument(a.store, store.NewAppendMetrics(a.set, "autoscaler")),
-		OnScaleEvent: func(e autoscaler.ScaleEvent) { a.alerting.SendEvent(scaleEvent(e, extURL)) },
+		Appendable: store.Instrument(a.store, store.NewAppendMetrics(a.set, "autoscaler")),
+		Events:     a.alerting, ExternalURL: extURL,
 	}); err != nil {
 		return nil, err
 	}

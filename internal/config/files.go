@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tidewatch/tidewatch/autoscaler/backend"
 	"github.com/tidewatch/tidewatch/internal/fileread"
 	"github.com/tidewatch/tidewatch/store"
 	"github.com/tidewatch/tidewatch/web"
@@ -56,13 +57,10 @@ func (c *Config) CheckFiles() Problems {
 	}
 	for i, b := range c.Autoscaling.Backends {
 		path := "autoscaling.backends[" + strconv.Itoa(i) + "]."
-		for key, file := range map[string]string{"secret_file": b.SecretFile, "token_file": b.TokenFile} {
-			if file != "" {
-				add(path+key, readSecret(file))
+		if fc, ok := b.Config.(backend.FileChecker); ok {
+			for key, err := range fc.CheckFiles() {
+				add(path+key, err)
 			}
-		}
-		if b.Kubeconfig != "" {
-			add(path+"kubeconfig", fileread.Check(b.Kubeconfig, fileread.ConfigLimit))
 		}
 	}
 	return sortProblems(ps)
@@ -116,19 +114,6 @@ func globFiles(pattern string, limit int64) []error {
 		}
 	}
 	return errs
-}
-
-// readSecret reads a secret or token file as the autoscaler's backends do:
-// bounded, and not empty once its trailing newline is gone.
-func readSecret(file string) error {
-	b, err := fileread.ReadFile(file, fileread.SecretLimit)
-	if err != nil {
-		return err
-	}
-	if strings.TrimRight(string(b), "\r\n") == "" {
-		return fmt.Errorf("%s is empty", file)
-	}
-	return nil
 }
 
 // fileMessage is err's message with an *fs.PathError shown as "path: what

@@ -62,6 +62,12 @@ func (w *walker) walk(n *yaml3.Node, t reflect.Type, path string, line int) {
 	}
 	custom := implements(t, unmarshalerType)
 	switch {
+	case t.Kind() == reflect.Struct && custom && implements(t, unionType) && n.Kind == yaml3.MappingNode:
+		before := len(w.problems)
+		w.walkUnion(n, t, path)
+		if len(w.problems) == before {
+			w.decodeStruct(n, t, path, line)
+		}
 	case t.Kind() == reflect.Struct && custom && !hasYAMLTags(t):
 		// A custom decoder with its own input shape (labels.Labels, relabel.Regexp, targetgroup.Group…).
 		w.decodeWhole(n, t, path, n.Line)
@@ -145,6 +151,40 @@ func (w *walker) walkStruct(n *yaml3.Node, t reflect.Type, path string) {
 			continue
 		}
 		w.walk(v, ft, p, k.Line)
+	}
+}
+
+// union is a mapping whose keys depend on the value of one of them
+// (autoscaler.BackendConfig: name, type, and the keys of that type's
+// Config). UnionFields returns the struct whose keys are allowed beside the
+// union's own for value; false when value is unknown.
+type union interface {
+	UnionKey() string
+	UnionFields(value string) (reflect.Type, bool)
+}
+
+var unionType = reflect.TypeFor[union]()
+
+// walkUnion checks the keys of mapping n that union type t or the struct
+// for its key's value list; other keys are left to t's UnmarshalYAML and
+// Validate, which know what to say of them.
+func (w *walker) walkUnion(n *yaml3.Node, t reflect.Type, path string) {
+	u := reflect.New(t).Interface().(union)
+	fields, _ := structFields(t)
+	value := ""
+	if v := resolveAlias(mappingValue(n, u.UnionKey())); v != nil {
+		value = v.Value
+	}
+	if ft, ok := u.UnionFields(value); ok {
+		addFields(ft, fields)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := resolveAlias(n.Content[i]), n.Content[i+1]
+		p := joinPath(path, k.Value)
+		w.mark(p, k.Line)
+		if ft, ok := fields[k.Value]; ok {
+			w.walk(v, ft, p, k.Line)
+		}
 	}
 }
 

@@ -36,7 +36,7 @@ type Backend struct {
 var _ backend.Backend = (*Backend)(nil)
 
 // New builds the client; it contacts nothing yet.
-func New(o Options) (*Backend, error) {
+func NewWithOptions(o Options) (*Backend, error) {
 	c, err := client.New(client.WithHost(o.Host))
 	if err != nil {
 		return nil, fmt.Errorf("docker client for %s: %w", o.Host, err)

@@ -86,7 +86,7 @@ func TestSwarmScale(t *testing.T) {
 			}}
 			srv := httptest.NewServer(f)
 			defer srv.Close()
-			b, err := New(Options{Host: "tcp://" + strings.TrimPrefix(srv.URL, "http://")})
+			b, err := NewWithOptions(Options{Host: "tcp://" + strings.TrimPrefix(srv.URL, "http://")})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -43,7 +43,7 @@ type Backend struct {
 var _ backend.Backend = (*Backend)(nil)
 
 // New parses the argument templates.
-func New(o Options) (*Backend, error) {
+func NewWithOptions(o Options) (*Backend, error) {
 	if len(o.Command) == 0 {
 		return nil, errors.New("exec: empty command")
 	}

@@ -12,7 +12,7 @@ import (
 
 func TestScaleAndCurrent(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "replicas")
-	b, err := New(Options{
+	b, err := NewWithOptions(Options{
 		Command:        []string{"sh", "-c", `echo "$0 $1 $TIDEWATCH_DECISION_ID" > "$2.log"; echo {{.Desired}} > "$2"; echo scaled; cat "$2"`, "{{.Name}}", "{{.Desired}}", state},
 		CurrentCommand: []string{"cat", state},
 		Timeout:        10 * time.Second,
@@ -52,7 +52,7 @@ func TestFailureAndTimeout(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b, err := New(Options{Command: tt.cmd, Timeout: 200 * time.Millisecond})
+			b, err := NewWithOptions(Options{Command: tt.cmd, Timeout: 200 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}

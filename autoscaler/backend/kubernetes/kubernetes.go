@@ -55,7 +55,7 @@ type Backend struct {
 var _ backend.Backend = (*Backend)(nil)
 
 // New builds the clients; it contacts nothing yet.
-func New(o Options) (*Backend, error) {
+func NewWithOptions(o Options) (*Backend, error) {
 	cfg := o.RESTConfig
 	var err error
 	switch {

@@ -106,7 +106,7 @@ func TestScaleSubresource(t *testing.T) {
 			f := &fakeAPIServer{objects: map[string]*scaleObj{tt.path: {kind: "things", group: "apps", replicas: 2, version: 7}}, conflict: tt.conflict}
 			srv := httptest.NewServer(f)
 			defer srv.Close()
-			b, err := New(Options{RESTConfig: &rest.Config{Host: srv.URL}})
+			b, err := NewWithOptions(Options{RESTConfig: &rest.Config{Host: srv.URL}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -132,7 +132,7 @@ func TestScaleSubresource(t *testing.T) {
 	f := &fakeAPIServer{objects: map[string]*scaleObj{}}
 	srv := httptest.NewServer(f)
 	defer srv.Close()
-	b, _ := New(Options{RESTConfig: &rest.Config{Host: srv.URL}})
+	b, _ := NewWithOptions(Options{RESTConfig: &rest.Config{Host: srv.URL}})
 	if _, err := b.Scale(t.Context(), backend.Target{Kind: "Deployment", Namespace: "x", Name: "missing"}, backend.Request{Desired: 1}); err == nil || !strings.Contains(err.Error(), "scale Deployment x/missing to 1") {
 		t.Errorf("missing deployment: %v", err)
 	}

@@ -36,7 +36,7 @@ type Backend struct {
 var _ backend.Backend = (*Backend)(nil)
 
 // New builds the client; it connects to nothing yet.
-func New(o Options) (*Backend, error) {
+func NewWithOptions(o Options) (*Backend, error) {
 	cfg := api.DefaultConfig()
 	cfg.Address = o.Address
 	cfg.SecretID = o.Token

@@ -81,7 +81,7 @@ func TestNomadScale(t *testing.T) {
 			f := &fakeNomad{count: 3, index: 10, bumpOnGet: tt.bump}
 			srv := httptest.NewServer(f)
 			defer srv.Close()
-			b, err := New(Options{Address: srv.URL, Token: "t"})
+			b, err := NewWithOptions(Options{Address: srv.URL, Token: "t"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,7 +115,7 @@ func TestNomadScale(t *testing.T) {
 	f := &fakeNomad{count: 1}
 	srv := httptest.NewServer(f)
 	defer srv.Close()
-	b, _ := New(Options{Address: srv.URL})
+	b, _ := NewWithOptions(Options{Address: srv.URL})
 	if _, err := b.Current(t.Context(), backend.Target{Name: "web", Group: "nope"}); err == nil || !strings.Contains(err.Error(), `no task group "nope"`) {
 		t.Errorf("unknown group: %v", err)
 	}

@@ -80,7 +80,7 @@ var (
 )
 
 // New parses the command templates; it starts nothing.
-func New(o Options) (*Backend, error) {
+func NewWithOptions(o Options) (*Backend, error) {
 	if len(o.Command) == 0 {
 		return nil, errors.New("process: empty command")
 	}

@@ -56,7 +56,7 @@ func get(port int) error {
 func TestFleetOfRealProcesses(t *testing.T) {
 	py := needPython(t)
 	sd := filepath.Join(t.TempDir(), "sd", "local.json")
-	b, err := New(Options{
+	b, err := NewWithOptions(Options{
 		Name:           "local",
 		Command:        []string{py, "-m", "http.server", "{{.Port}}", "--bind", "127.0.0.1"},
 		Dir:            t.TempDir(),
@@ -167,7 +167,7 @@ func TestFleetOfRealProcesses(t *testing.T) {
 }
 
 func TestStopEscalatesToSIGKILL(t *testing.T) {
-	b, err := New(Options{
+	b, err := NewWithOptions(Options{
 		Name:        "stubborn",
 		Command:     []string{"sh", "-c", `trap "" TERM; while true; do sleep 1; done`},
 		StopTimeout: 200 * time.Millisecond,

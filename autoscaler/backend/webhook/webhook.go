@@ -85,8 +85,8 @@ type Backend struct {
 
 var _ backend.Backend = (*Backend)(nil)
 
-// New returns a webhook backend; it sends nothing until Scale.
-func New(o Options) (*Backend, error) {
+// NewWithOptions returns a webhook backend; it sends nothing until Scale.
+func NewWithOptions(o Options) (*Backend, error) {
 	if !strings.HasPrefix(o.URL, "http://") && !strings.HasPrefix(o.URL, "https://") {
 		return nil, fmt.Errorf("webhook url %q is not http(s)", o.URL)
 	}

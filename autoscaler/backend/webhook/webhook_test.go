@@ -58,7 +58,7 @@ func request() backend.Request {
 func TestSignedBodyAndReportedReplicas(t *testing.T) {
 	srv, got := receiver(t)
 	secret := []byte("s3cret")
-	b, err := New(Options{URL: srv.URL, Secret: secret})
+	b, err := NewWithOptions(Options{URL: srv.URL, Secret: secret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestRetries(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv, got := receiver(t, tt.statuses...)
-			b, _ := New(Options{URL: srv.URL, Secret: []byte("k"), MaxRetries: tt.retries, RetryBackoff: time.Millisecond})
+			b, _ := NewWithOptions(Options{URL: srv.URL, Secret: []byte("k"), MaxRetries: tt.retries, RetryBackoff: time.Millisecond})
 			_, err := b.Scale(t.Context(), backend.Target{Name: "api"}, request())
 			if (err != nil) != tt.wantErr {
 				t.Errorf("err = %v, want error %v", err, tt.wantErr)
@@ -151,7 +151,7 @@ func TestNetworkErrorRetried(t *testing.T) {
 		}
 		return http.DefaultTransport.RoundTrip(r)
 	})
-	b, _ := New(Options{URL: srv.URL, MaxRetries: 3, RetryBackoff: time.Millisecond, Client: &http.Client{Transport: tr}})
+	b, _ := NewWithOptions(Options{URL: srv.URL, MaxRetries: 3, RetryBackoff: time.Millisecond, Client: &http.Client{Transport: tr}})
 	if _, err := b.Scale(context.Background(), backend.Target{Name: "api"}, request()); err != nil {
 		t.Fatal(err)
 	}
