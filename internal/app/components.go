@@ -149,7 +149,7 @@ func (a *App) buildAutoscaler(engine *promql.Engine, extURL *url.URL) (*componen
 		return nil, err
 	}
 	return &component{ID: "autoscaler",
-		CheckFunc: func(c *config.Config) error { return c.Autoscaling.Validate() },
+		CheckFunc: func(c *config.Config) error { return a.autoscaler.Check(c.Autoscaling) },
 		ApplyFunc: func(c *config.Config) error { return a.autoscaler.ApplyConfig(c.Autoscaling) },
 		RunFunc:   a.autoscaler.Run,
 		CloseFunc: a.autoscaler.Close,
