@@ -60,7 +60,7 @@ type anyValue struct{}
 // UnmarshalYAML implements yaml.Unmarshaler.
 func (*anyValue) UnmarshalYAML(func(any) error) error { return nil }
 
-// UnionKey and UnionFields tell internal/config's line-by-line checks which
+// UnionKey and UnionFields tell config's line-by-line checks which
 // keys an entry may have beside name and type: those of the Config of the
 // type named value.
 func (BackendConfig) UnionKey() string { return "type" }

@@ -12,7 +12,7 @@ import (
 	"github.com/tidewatch/tidewatch/autoscaler"
 	"github.com/tidewatch/tidewatch/autoscaler/backend/kubernetes"
 	"github.com/tidewatch/tidewatch/autoscaler/backend/webhook"
-	"github.com/tidewatch/tidewatch/internal/config"
+	"github.com/tidewatch/tidewatch/config"
 )
 
 const testdata = "../testdata/autoscaling"

@@ -16,7 +16,7 @@ import (
 
 	"github.com/tidewatch/tidewatch/autoscaler"
 	"github.com/tidewatch/tidewatch/collector"
-	"github.com/tidewatch/tidewatch/internal/config"
+	"github.com/tidewatch/tidewatch/config"
 	"github.com/tidewatch/tidewatch/store"
 )
 

@@ -39,10 +39,10 @@ import (
 	"github.com/prometheus/prometheus/util/notifications"
 	apiv1 "github.com/prometheus/prometheus/web/api/v1"
 
+	"github.com/tidewatch/tidewatch/internal/api"
 	"github.com/tidewatch/tidewatch/internal/fileread"
 	"github.com/tidewatch/tidewatch/internal/version"
 	"github.com/tidewatch/tidewatch/store"
-	"github.com/tidewatch/tidewatch/web/api"
 )
 
 // Targets is what the API needs from the collector: the scrape manager's view.

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tidewatch/tidewatch/internal/config"
+	"github.com/tidewatch/tidewatch/config"
 )
 
 // TestNotificationsSection checks the notifications section through the

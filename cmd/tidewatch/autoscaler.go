@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/tidewatch/tidewatch/autoscaler"
+	"github.com/tidewatch/tidewatch/internal/api"
 	"github.com/tidewatch/tidewatch/internal/fileread"
-	"github.com/tidewatch/tidewatch/web/api"
 )
 
 const autoscalerUsage = `usage: tidewatch autoscaler <subcommand> [flags]

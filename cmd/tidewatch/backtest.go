@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/tidewatch/tidewatch/autoscaler"
-	"github.com/tidewatch/tidewatch/internal/config"
+	"github.com/tidewatch/tidewatch/config"
 )
 
 // backtestCommand replays a scaling policy over stored history or a

@@ -9,7 +9,7 @@ import (
 
 	"github.com/tidewatch/tidewatch/alerting"
 	"github.com/tidewatch/tidewatch/collector"
-	"github.com/tidewatch/tidewatch/internal/config"
+	"github.com/tidewatch/tidewatch/config"
 	"github.com/tidewatch/tidewatch/internal/fileread"
 )
 

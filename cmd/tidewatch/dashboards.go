@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tidewatch/tidewatch/config"
 	"github.com/tidewatch/tidewatch/dashboards"
-	"github.com/tidewatch/tidewatch/internal/config"
 	"github.com/tidewatch/tidewatch/internal/fileread"
 	"github.com/tidewatch/tidewatch/store"
 	"github.com/tidewatch/tidewatch/web"

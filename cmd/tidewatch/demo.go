@@ -16,9 +16,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tidewatch/tidewatch/app"
 	"github.com/tidewatch/tidewatch/autoscaler"
-	"github.com/tidewatch/tidewatch/internal/app"
-	"github.com/tidewatch/tidewatch/internal/config"
+	"github.com/tidewatch/tidewatch/config"
 	"github.com/tidewatch/tidewatch/internal/demo"
 )
 

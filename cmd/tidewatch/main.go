@@ -2,7 +2,7 @@
 // demo, the configuration and rule checker (check), the policy backtest, the
 // autoscaler client, the Grafana dashboards generator and build information
 // (version). It parses flags and wires packages together; the process itself
-// is assembled by internal/app.
+// is assembled by package app.
 package main
 
 import (

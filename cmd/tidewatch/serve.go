@@ -7,8 +7,8 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/tidewatch/tidewatch/internal/app"
-	"github.com/tidewatch/tidewatch/internal/config"
+	"github.com/tidewatch/tidewatch/app"
+	"github.com/tidewatch/tidewatch/config"
 	"github.com/tidewatch/tidewatch/internal/version"
 )
 

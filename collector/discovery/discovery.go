@@ -31,7 +31,7 @@ var registerOnce sync.Once
 // to Prometheus' discovery registry. It is idempotent and safe for concurrent
 // use. It must run before any configuration holding discovery configs is
 // parsed (Prometheus caches the decoding types) and before the discovery
-// metrics are created, so internal/config and collector.New call it.
+// metrics are created, so config and collector.New call it.
 func Register() {
 	registerOnce.Do(func() {
 		promdiscovery.RegisterConfig(&etcd.SDConfig{})

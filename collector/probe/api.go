@@ -9,7 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/prometheus/model/labels"
 
-	"github.com/tidewatch/tidewatch/web/api"
+	"github.com/tidewatch/tidewatch/internal/api"
 )
 
 // ActiveTarget is a probed target as /api/v1/probes shows it (field names

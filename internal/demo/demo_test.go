@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tidewatch/tidewatch/internal/config"
+	"github.com/tidewatch/tidewatch/config"
 )
 
 func TestWaveRate(t *testing.T) {

@@ -233,7 +233,7 @@ autoscaling:
 		file + ":2: rule_files[0]: " + filepath.Join(dir, "rules", "loop.yml") + ": too many levels of symbolic links",
 		file + ":7: storage.clickhouse.password_file: " + filepath.Join(dir, "zero") + ": not a regular file (a character device)",
 		file + ":9: web.bearer_token_file: " + filepath.Join(dir, "missing") + ": no such file or directory",
-		file + ":15: autoscaling.backends[0].secret_file: " + filepath.Join(dir, "empty-secret") + " is empty",
+		file + ":15: autoscaling.backends[0].secret_file: secret file " + filepath.Join(dir, "empty-secret") + " is empty",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("CheckFiles does not report %q:\n%s", want, got)

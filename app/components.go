@@ -13,7 +13,7 @@ import (
 	"github.com/tidewatch/tidewatch/autoscaler"
 	"github.com/tidewatch/tidewatch/collector"
 	"github.com/tidewatch/tidewatch/collector/probe"
-	"github.com/tidewatch/tidewatch/internal/config"
+	"github.com/tidewatch/tidewatch/config"
 	"github.com/tidewatch/tidewatch/internal/lifecycle"
 	"github.com/tidewatch/tidewatch/store"
 	"github.com/tidewatch/tidewatch/web"

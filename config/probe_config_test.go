@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/prometheus/discovery"
 )
 
-const probesTestdata = "../../testdata/probes"
+const probesTestdata = "../testdata/probes"
 
 // TestProbeConfigs loads probe_configs, collector.shard and the service
 // discoveries collector/discovery registers (etcd included) from a fixture.
@@ -101,7 +101,7 @@ func TestProbeConfigProblems(t *testing.T) {
 // TestExporterConfigs: the ready configs in testdata/exporters load, and
 // their scrape_config_files resolve to the four exporters' jobs.
 func TestExporterConfigs(t *testing.T) {
-	c, err := Load("../../testdata/exporters/tidewatch.yml", nil)
+	c, err := Load("../testdata/exporters/tidewatch.yml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-const testdata = "../../testdata/config"
+const testdata = "../testdata/config"
 
 func TestLoadGood(t *testing.T) {
 	t.Setenv("TIDEWATCH_TEST_LISTEN", "127.0.0.1:1234")
