@@ -67,14 +67,7 @@ func backtestCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		return 1
 	}
 	if *output == "json" {
-		if !*timeline {
-			for i := range rep.Runs {
-				rep.Runs[i].Timeline = nil
-			}
-		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := writeBacktestJSON(stdout, rep, *timeline); err != nil {
 			fmt.Fprintf(stderr, "backtest: %v\n", err)
 			return 1
 		}
@@ -82,6 +75,19 @@ func backtestCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	rep.Table(stdout)
 	return 0
+}
+
+// writeBacktestJSON writes rep indented, without the scale-event timelines
+// unless asked for.
+func writeBacktestJSON(w io.Writer, rep *autoscaler.BacktestReport, timeline bool) error {
+	if !timeline {
+		for i := range rep.Runs {
+			rep.Runs[i].Timeline = nil
+		}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
 }
 
 // traceEpoch is where a replayed trace starts on the simulated clock (a

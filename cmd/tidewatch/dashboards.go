@@ -13,7 +13,6 @@ import (
 	"github.com/tidewatch/tidewatch/config"
 	"github.com/tidewatch/tidewatch/dashboards"
 	"github.com/tidewatch/tidewatch/internal/fileread"
-	"github.com/tidewatch/tidewatch/store"
 	"github.com/tidewatch/tidewatch/web"
 )
 
@@ -49,21 +48,11 @@ func generateDashboards(configFile string) (*config.Config, []dashboards.Dashboa
 	if err != nil {
 		return nil, nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	ds, err := dashboards.Generate(dashboardsInput(cfg))
+	ds, err := dashboards.Generate(cfg.DashboardsInput())
 	if err != nil {
 		return nil, nil, err
 	}
 	return cfg, ds, nil
-}
-
-// dashboardsInput is the part of cfg the dashboards depend on.
-func dashboardsInput(cfg *config.Config) dashboards.Input {
-	return dashboards.Input{
-		Dashboards:         cfg.Dashboards,
-		Policies:           cfg.Autoscaling.Policies,
-		ClickHouseStore:    cfg.Storage.Type == store.TypeClickHouse,
-		ClickHouseDatabase: cfg.Storage.ClickHouse.Database,
-	}
 }
 
 func dashboardsGenerate(args []string, stdout, stderr io.Writer) int {
