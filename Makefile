@@ -37,8 +37,9 @@ RACE_PACKAGES := ./collector/... ./autoscaler/... ./alerting/... ./web/... ./int
 test: lint test-deps
 	race=$$($(GO) list -tags $(TAGS) $(RACE_PACKAGES)); \
 	other=$$($(GO) list -tags $(TAGS) ./... | grep -vxF "$$race"); \
-	$(GO) test -tags $(TAGS) -count=1 -timeout $(TEST_TIMEOUT) $$other && \
-	$(GO) test -race -tags $(TAGS) -count=1 -timeout $(TEST_TIMEOUT) $$race
+	$(GO) test -tags $(TAGS) -count=1 -timeout $(TEST_TIMEOUT) $$other; plain=$$?; \
+	$(GO) test -race -tags $(TAGS) -count=1 -timeout $(TEST_TIMEOUT) $$race; raced=$$?; \
+	[ $$plain -eq 0 ] && [ $$raced -eq 0 ]
 
 bench:
 	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchmem -count 6 ./collector/... ./store/... | tee bench.out
