@@ -49,6 +49,31 @@ func (c *QueryConfig) UnmarshalYAML(unmarshal func(any) error) error {
 	return unmarshal((*plain)(c))
 }
 
+// WithDefaults is c with DefaultQueryConfig's value for every unset
+// (non-positive) limit, for callers that build a QueryConfig in code.
+func (c QueryConfig) WithDefaults() QueryConfig {
+	d := DefaultQueryConfig
+	if c.Timeout <= 0 {
+		c.Timeout = d.Timeout
+	}
+	if c.MaxSamples <= 0 {
+		c.MaxSamples = d.MaxSamples
+	}
+	if c.LookbackDelta <= 0 {
+		c.LookbackDelta = d.LookbackDelta
+	}
+	if c.MaxConcurrency <= 0 {
+		c.MaxConcurrency = d.MaxConcurrency
+	}
+	if c.MaxLength <= 0 {
+		c.MaxLength = d.MaxLength
+	}
+	if c.MaxDepth <= 0 {
+		c.MaxDepth = d.MaxDepth
+	}
+	return c
+}
+
 // Validate checks the limits.
 func (c *QueryConfig) Validate() error {
 	var errs []error

@@ -128,35 +128,12 @@ func New(o Options) (*Server, error) {
 	if o.PromConfig == nil {
 		o.PromConfig = func() promconfig.Config { return promconfig.DefaultConfig }
 	}
-	s := &Server{o: o, query: queryDefaults(o.Query), logger: o.Logger.With("component", "web"), started: time.Now()}
+	s := &Server{o: o, query: o.Query.WithDefaults(), logger: o.Logger.With("component", "web"), started: time.Now()}
 	if err := s.ApplyConfig(o.Config); err != nil {
 		return nil, err
 	}
 	s.handler = s.router()
 	return s, nil
-}
-
-func queryDefaults(c store.QueryConfig) store.QueryConfig {
-	d := store.DefaultQueryConfig
-	if c.Timeout <= 0 {
-		c.Timeout = d.Timeout
-	}
-	if c.MaxSamples <= 0 {
-		c.MaxSamples = d.MaxSamples
-	}
-	if c.LookbackDelta <= 0 {
-		c.LookbackDelta = d.LookbackDelta
-	}
-	if c.MaxConcurrency <= 0 {
-		c.MaxConcurrency = d.MaxConcurrency
-	}
-	if c.MaxLength <= 0 {
-		c.MaxLength = d.MaxLength
-	}
-	if c.MaxDepth <= 0 {
-		c.MaxDepth = d.MaxDepth
-	}
-	return c
 }
 
 // ApplyConfig re-reads the bearer token. The listen address and TLS files

@@ -92,6 +92,16 @@ func FieldErrors(err error) []*FieldError {
 	return []*FieldError{{Msg: err.Error()}}
 }
 
+// CheckSecretFile is a FileChecker's answer for one secret key: the problem
+// ReadSecret finds in file, under key; nothing when file is unset.
+func CheckSecretFile(key, file string) map[string]error {
+	if file == "" {
+		return nil
+	}
+	_, err := ReadSecret(file)
+	return map[string]error{key: err}
+}
+
 // ReadSecret reads a secret file, without its trailing newline.
 func ReadSecret(file string) (string, error) {
 	b, err := fileread.ReadFile(file, fileread.SecretLimit)

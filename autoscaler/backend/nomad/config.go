@@ -28,11 +28,7 @@ var (
 
 // CheckFiles reads token_file as New does.
 func (c *Config) CheckFiles() map[string]error {
-	if c.TokenFile == "" {
-		return nil
-	}
-	_, err := backend.ReadSecret(c.TokenFile)
-	return map[string]error{"token_file": err}
+	return backend.CheckSecretFile("token_file", c.TokenFile)
 }
 
 // Validate checks the keys.

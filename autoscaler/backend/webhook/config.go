@@ -31,11 +31,7 @@ var (
 
 // CheckFiles reads secret_file as New does.
 func (c *Config) CheckFiles() map[string]error {
-	if c.SecretFile == "" {
-		return nil
-	}
-	_, err := backend.ReadSecret(c.SecretFile)
-	return map[string]error{"secret_file": err}
+	return backend.CheckSecretFile("secret_file", c.SecretFile)
 }
 
 // Validate checks the keys.
