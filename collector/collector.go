@@ -111,6 +111,15 @@ func (c *Collector) Check(cfg *promconfig.Config) error {
 	return checkConfig(cfg, c.logger, c.sdMetrics)
 }
 
+// JobError is a problem of one scrape job found by Check.
+type JobError struct {
+	Job string
+	Err error
+}
+
+func (e *JobError) Error() string { return fmt.Sprintf("scrape job %q: %v", e.Job, e.Err) }
+func (e *JobError) Unwrap() error { return e.Err }
+
 // CheckConfig is Check without a collector, for `tidewatch check config`:
 // the discoverers' metrics go to a registry nobody reads.
 func CheckConfig(cfg *promconfig.Config, logger *slog.Logger) error {
@@ -131,7 +140,7 @@ func checkConfig(cfg *promconfig.Config, logger *slog.Logger, sdMetrics *discove
 	for _, sc := range scfgs {
 		client, err := config_util.NewClientFromConfig(sc.HTTPClientConfig, sc.JobName)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("scrape job %q: %w", sc.JobName, err))
+			errs = append(errs, &JobError{Job: sc.JobName, Err: err})
 		} else {
 			client.CloseIdleConnections()
 		}
@@ -144,7 +153,7 @@ func checkConfig(cfg *promconfig.Config, logger *slog.Logger, sdMetrics *discove
 				SetName: sc.JobName,
 			})
 			if err != nil {
-				errs = append(errs, fmt.Errorf("scrape job %q: %s service discovery: %w", sc.JobName, sd.Name(), err))
+				errs = append(errs, &JobError{Job: sc.JobName, Err: fmt.Errorf("%s service discovery: %w", sd.Name(), err)})
 			}
 		}
 	}

@@ -133,6 +133,13 @@ func fileMessage(err error) string {
 	return msg
 }
 
+// Problem is a problem at path (e.g. "scrape_configs[1]") of this file, at
+// the line of that key: for checks made outside this package (the
+// collector's) to report like Load does.
+func (c *Config) Problem(path, msg string) Problem {
+	return Problem{File: c.name, Line: c.lineOf(path), Field: path, Message: msg}
+}
+
 // lineOf is the line of the deepest key of path present in the file, 0 when
 // none is.
 func (c *Config) lineOf(path string) int {

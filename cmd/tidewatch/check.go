@@ -58,7 +58,7 @@ func checkConfigFile(file string) []string {
 	// every discoverer builds.
 	if err := collector.CheckConfig(cfg.Prom, logger); err != nil {
 		for _, e := range splitJoined(err) {
-			out = append(out, fmt.Sprintf("%s: scrape_configs: %v", file, e))
+			out = append(out, jobProblem(cfg, e).String())
 		}
 	}
 	ruleFiles, err := alerting.RuleFiles(cfg.RuleFiles)
@@ -68,6 +68,19 @@ func checkConfigFile(file string) []string {
 	// Files that cannot be read are in CheckFiles' problems, at their rule_files line.
 	ruleFiles = slices.DeleteFunc(ruleFiles, func(f string) bool { return fileread.Check(f, fileread.RuleFileLimit) != nil })
 	return append(out, lines(alerting.CheckRuleFiles(ruleFiles, logger))...)
+}
+
+// jobProblem places a collector check error at its scrape job's line.
+func jobProblem(cfg *config.Config, err error) config.Problem {
+	var je *collector.JobError
+	if errors.As(err, &je) {
+		for i, sc := range cfg.ScrapeConfigs {
+			if sc.JobName == je.Job {
+				return cfg.Problem(fmt.Sprintf("scrape_configs[%d]", i), err.Error())
+			}
+		}
+	}
+	return cfg.Problem("scrape_configs", err.Error())
 }
 
 // splitJoined unwraps an errors.Join into its errors.

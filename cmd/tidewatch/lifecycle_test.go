@@ -306,7 +306,7 @@ func TestCheckConfigFindsWhatTheCollectorRefuses(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, code := runCmd(t, twBin, "check", "config", file)
-	if code != 1 || !strings.Contains(out, `scrape job "b"`) || !strings.Contains(out, "missing-ca.pem") {
+	if code != 1 || !strings.Contains(out, file+`:2: scrape_configs[0]: scrape job "b"`) || !strings.Contains(out, "missing-ca.pem") {
 		t.Errorf("check config with a missing CA file: exit %d\n%s", code, out)
 	}
 }
