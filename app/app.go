@@ -245,7 +245,7 @@ func (a *App) webOptions(cfg *config.Config, reg *prometheus.Registry, engine *p
 		return web.Options{}, err
 	}
 	statusUI, err := ui.New(ui.Options{
-		Logger: a.logger, Engine: engine, Queryable: st, Targets: a.collector.Targets(),
+		Logger: a.logger, Engine: store.NewLimitedEngine(engine, cfg.Query.WithDefaults()), Queryable: st, Targets: a.collector.Targets(),
 		Probes: a.probes, Rules: a.alerting.Rules(), Autoscaler: a.autoscaler,
 	})
 	if err != nil {

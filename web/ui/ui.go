@@ -53,7 +53,7 @@ var (
 // a nil source shows an empty page.
 type Options struct {
 	Logger     *slog.Logger
-	Engine     *promql.Engine
+	Engine     promql.QueryEngine
 	Queryable  storage.Queryable
 	Targets    Targets
 	Probes     Probes
