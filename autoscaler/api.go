@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/tidewatch/tidewatch/internal/api"
 )
 
 // Routes mounts the autoscaler's HTTP API on r (web.Options.Routes):
@@ -19,13 +21,13 @@ import (
 // or {"status": "error", "errorType": …, "error": …}.
 func (m *Manager) Routes(r gin.IRouter) {
 	g := r.Group("/api/v1/autoscaler")
-	g.GET("/policies", func(c *gin.Context) { success(c, m.Policies()) })
+	g.GET("/policies", func(c *gin.Context) { api.Success(c, m.Policies()) })
 	g.GET("/decisions", func(c *gin.Context) {
 		limit := 100
 		if s := c.Query("limit"); s != "" {
 			n, err := strconv.Atoi(s)
 			if err != nil || n < 0 {
-				failure(c, http.StatusBadRequest, "bad_data", "limit must be a non-negative integer")
+				api.Fail(c, http.StatusBadRequest, api.ErrBadData, "limit must be a non-negative integer")
 				return
 			}
 			limit = n
@@ -34,22 +36,22 @@ func (m *Manager) Routes(r gin.IRouter) {
 		if ds == nil {
 			ds = []Decision{}
 		}
-		success(c, ds)
+		api.Success(c, ds)
 	})
 	pause := func(paused bool) gin.HandlerFunc {
 		return func(c *gin.Context) {
 			name := c.Param("name")
 			if err := m.setPaused(name, paused); err != nil {
 				if errors.Is(err, ErrNoPolicy) {
-					failure(c, http.StatusNotFound, "not_found", err.Error())
+					api.Fail(c, http.StatusNotFound, api.ErrNotFound, err.Error())
 					return
 				}
-				failure(c, http.StatusInternalServerError, "internal", err.Error())
+				api.Fail(c, http.StatusInternalServerError, api.ErrInternal, err.Error())
 				return
 			}
 			for _, p := range m.Policies() {
 				if p.Name == name {
-					success(c, p)
+					api.Success(c, p)
 					return
 				}
 			}
@@ -57,12 +59,4 @@ func (m *Manager) Routes(r gin.IRouter) {
 	}
 	g.POST("/policies/:name/pause", pause(true))
 	g.POST("/policies/:name/resume", pause(false))
-}
-
-func success(c *gin.Context, data any) {
-	c.JSON(http.StatusOK, gin.H{"status": "success", "data": data})
-}
-
-func failure(c *gin.Context, code int, typ, msg string) {
-	c.JSON(code, gin.H{"status": "error", "errorType": typ, "error": msg})
 }
