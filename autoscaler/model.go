@@ -1,0 +1,158 @@
+package autoscaler
+
+import (
+	"errors"
+	"math"
+	"time"
+)
+
+// Model is the system a per-second load is replayed through: the reference
+// model policies are judged with (../shared/reference/hpa_reference.py).
+// Each ready replica serves up to Capacity rps; replicas added at t are ready
+// from t+Startup; removed ones stop at once, pending ones first. The policy
+// sees what its live query would: the mean load of the last MetricWindow,
+// sampled every ScrapeInterval, and it decides every policy interval.
+type Model struct {
+	Capacity       float64
+	Startup        time.Duration
+	MetricWindow   time.Duration
+	ScrapeInterval time.Duration
+}
+
+// DefaultModel is the reference model's defaults but for Capacity.
+var DefaultModel = Model{Startup: 30 * time.Second, MetricWindow: time.Minute, ScrapeInterval: 15 * time.Second}
+
+// ModelRun is one contender's figures in the model.
+type ModelRun struct {
+	Name string `json:"name"`
+	// OverloadedMinutes counts the seconds whose load exceeded what the ready
+	// replicas serve (ready × capacity), in minutes.
+	OverloadedMinutes float64 `json:"overloaded_minutes"`
+	// AboveTargetMinutes counts the seconds whose load exceeded the ready
+	// replicas' target (ready × per_instance), in minutes.
+	AboveTargetMinutes float64 `json:"above_target_minutes"`
+	// ReplicaHours counts replicas from the decision, ready or not.
+	ReplicaHours float64 `json:"replica_hours"`
+	ScaleEvents  int     `json:"scale_events"`
+	ScaleUps     int     `json:"scale_ups"`
+	ScaleDowns   int     `json:"scale_downs"`
+}
+
+// SimulateLoad replays load (one value per second from start) through the
+// policy c, starting with initial replicas (ready), in model m. The
+// decisions are the live autoscaler's own (Policy.Decide).
+func SimulateLoad(c PolicyConfig, load []float64, start time.Time, initial int, m Model) (ModelRun, error) {
+	if m.Capacity <= 0 {
+		return ModelRun{}, errors.New("model: capacity must be positive")
+	}
+	if len(c.Metrics) == 0 || c.Metrics[0].PerInstance <= 0 {
+		return ModelRun{}, errors.New("model: the policy's first metric must be per_instance (it is the load)")
+	}
+	if len(load) == 0 {
+		return ModelRun{}, errors.New("model: the load is empty")
+	}
+	p, err := NewPolicy(c)
+	if err != nil {
+		return ModelRun{}, err
+	}
+	window := max(int(m.MetricWindow/time.Second), 1)
+	scrape := max(int(m.ScrapeInterval/time.Second), 1)
+	interval := max(int(p.Interval/time.Second), 1)
+	startup := int(m.Startup / time.Second)
+	target := c.Metrics[0].PerInstance
+
+	type batch struct{ readyAt, n int }
+	var (
+		run      = ModelRun{Name: c.Name}
+		st       State
+		pending  []batch
+		replicas = max(initial, 1)
+		ready    = replicas
+		sum      float64 // of the last window seconds
+		metric   = math.NaN()
+		samples  []Point
+		overSec  int
+		aboveSec int
+		repSec   float64
+	)
+	for t, l := range load {
+		sum += l
+		if t >= window {
+			sum -= load[t-window]
+		}
+		for len(pending) > 0 && pending[0].readyAt <= t {
+			ready += pending[0].n
+			pending = pending[1:]
+		}
+		now := start.Add(time.Duration(t) * time.Second)
+		if t%scrape == 0 && t+1 >= window {
+			metric = sum / float64(window)
+			samples = append(samples, Point{T: now, V: metric})
+		}
+		if t%interval == 0 && !math.IsNaN(metric) {
+			o := Observation{Value: metric}
+			if c.Forecast != nil {
+				if f, err := Forecast(*c.Forecast, modelWindow(samples, now, time.Duration(c.Forecast.Window))); err == nil {
+					o.Forecast, o.HasForecast = f, true
+				}
+			}
+			ev := p.Decide(&st, Input{Now: now, Current: replicas, Metrics: []Observation{o}})
+			if want := ev.Desired; want != replicas {
+				run.ScaleEvents++
+				if want > replicas {
+					run.ScaleUps++
+					pending = append(pending, batch{readyAt: t + startup, n: want - replicas})
+				} else {
+					run.ScaleDowns++
+					drop := replicas - want
+					for drop > 0 && len(pending) > 0 {
+						last := &pending[len(pending)-1]
+						k := min(last.n, drop)
+						last.n -= k
+						drop -= k
+						if last.n == 0 {
+							pending = pending[:len(pending)-1]
+						}
+					}
+					ready -= drop
+				}
+				st.RecordScale(now, replicas, want)
+				replicas = want
+			}
+		}
+		repSec += float64(replicas)
+		if l > float64(ready)*m.Capacity {
+			overSec++
+		}
+		if l > float64(ready)*target {
+			aboveSec++
+		}
+	}
+	run.OverloadedMinutes = float64(overSec) / 60
+	run.AboveTargetMinutes = float64(aboveSec) / 60
+	run.ReplicaHours = repSec / 3600
+	return run, nil
+}
+
+// modelWindow is the samples in (t-w, t]; samples are in time order and the
+// last one is at t.
+func modelWindow(samples []Point, t time.Time, w time.Duration) []Point {
+	i := len(samples)
+	for i > 0 && samples[i-1].T.After(t.Add(-w)) {
+		i--
+	}
+	return samples[i:]
+}
+
+// PerSecond turns per-minute request counts into a per-second load, each
+// minute's rate held for its 60 seconds, scaled by scale.
+func PerSecond(perMinute []float64, scale float64) []float64 {
+	out := make([]float64, 0, len(perMinute)*60)
+	for _, v := range perMinute {
+		r := v / 60 * scale
+		for range 60 {
+			out = append(out, r)
+		}
+	}
+	return out
+}
