@@ -1,8 +1,12 @@
 package autoscaler
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
+	"io"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -36,6 +40,12 @@ type ModelRun struct {
 	ScaleEvents  int     `json:"scale_events"`
 	ScaleUps     int     `json:"scale_ups"`
 	ScaleDowns   int     `json:"scale_downs"`
+	// PeakUtilization is the highest load per ready replica ÷ the target.
+	PeakUtilization float64 `json:"peak_utilization"`
+	MinReplicas     int     `json:"min_replicas"`
+	MaxReplicas     int     `json:"max_replicas"`
+	// Timeline is every scale event, complete.
+	Timeline []TimelinePoint `json:"timeline,omitempty"`
 }
 
 // SimulateLoad replays load (one value per second from start) through the
@@ -116,9 +126,19 @@ func SimulateLoad(c PolicyConfig, load []float64, start time.Time, initial int, 
 					}
 					ready -= drop
 				}
+				run.Timeline = append(run.Timeline, TimelinePoint{Time: now, Replicas: want, Reason: ev.Reason()})
 				st.RecordScale(now, replicas, want)
 				replicas = want
 			}
+		}
+		if t == 0 || replicas < run.MinReplicas {
+			run.MinReplicas = replicas
+		}
+		run.MaxReplicas = max(run.MaxReplicas, replicas)
+		if util := l / (float64(ready) * target); ready > 0 {
+			run.PeakUtilization = max(run.PeakUtilization, util)
+		} else if l > 0 {
+			run.PeakUtilization = math.Inf(1)
 		}
 		repSec += float64(replicas)
 		if l > float64(ready)*m.Capacity {
@@ -155,4 +175,91 @@ func PerSecond(perMinute []float64, scale float64) []float64 {
 		}
 	}
 	return out
+}
+
+// StaticLoad is the static baseline in model m: n replicas, ready from the
+// start, over load.
+func StaticLoad(n int, load []float64, target float64, m Model) ModelRun {
+	run := ModelRun{Name: "static", MinReplicas: n, MaxReplicas: n}
+	over, above := 0, 0
+	for _, l := range load {
+		if l > float64(n)*m.Capacity {
+			over++
+		}
+		if l > float64(n)*target {
+			above++
+		}
+		run.PeakUtilization = max(run.PeakUtilization, l/(float64(n)*target))
+	}
+	run.OverloadedMinutes = float64(over) / 60
+	run.AboveTargetMinutes = float64(above) / 60
+	run.ReplicaHours = float64(n) * float64(len(load)) / 3600
+	return run
+}
+
+// ModelBacktest replays the policy c, its HPA defaults and a static capacity
+// (static replicas; 0 means enough for the peak load at the target) over a
+// per-second load in model m, starting from initial replicas (0: the
+// policy's min).
+func ModelBacktest(c PolicyConfig, load []float64, start time.Time, initial, static int, m Model) ([]ModelRun, error) {
+	if initial <= 0 {
+		initial = max(c.Min, 1)
+	}
+	pol, err := SimulateLoad(c, load, start, initial, m)
+	if err != nil {
+		return nil, err
+	}
+	pol.Name = "policy"
+	hpa, err := SimulateLoad(HPADefaults(c), load, start, initial, m)
+	if err != nil {
+		return nil, err
+	}
+	hpa.Name = "hpa_default"
+	target := c.Metrics[0].PerInstance
+	if static <= 0 {
+		peak := 0.0
+		for _, l := range load {
+			peak = max(peak, l)
+		}
+		static = max(c.Min, int(math.Ceil(peak/target)), 1)
+	}
+	return []ModelRun{pol, hpa, StaticLoad(static, load, target, m)}, nil
+}
+
+// ReadLoadTrace reads a recorded load as ReadLoadCSV does and turns it into
+// one value per second: a trace with a "minute" column holds requests per
+// minute, replayed as value/60 rps for each of the minute's 60 seconds;
+// otherwise each row's value (rps) holds until the next row's time. It
+// returns the load and the time of its first second.
+func ReadLoadTrace(r io.Reader) ([]float64, time.Time, error) {
+	br := bufio.NewReader(r)
+	head, _ := br.Peek(16)
+	perMinute := strings.HasPrefix(strings.ToLower(strings.TrimSpace(string(head))), "minute")
+	pts, err := ReadLoadCSV(br, time.Unix(0, 0), 1)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if perMinute {
+		vs := make([]float64, len(pts))
+		for i, p := range pts {
+			vs[i] = p.V
+		}
+		return PerSecond(vs, 1), pts[0].T, nil
+	}
+	first, last := pts[0].T, pts[len(pts)-1].T
+	n := int(last.Sub(first)/time.Second) + 1
+	if n > 400*86400 {
+		return nil, time.Time{}, fmt.Errorf("the trace spans %s; at most 400 days replay second by second", last.Sub(first))
+	}
+	load := make([]float64, n)
+	for i, p := range pts {
+		end := n
+		if i+1 < len(pts) {
+			end = int(pts[i+1].T.Sub(first) / time.Second)
+		}
+		for s := int(p.T.Sub(first) / time.Second); s < end && s < n; s++ {
+			load[s] = p.V
+		}
+	}
+	return load, first, nil
 }

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -125,5 +128,62 @@ func TestBacktestLoadTrace(t *testing.T) {
 	// A day at 60× is 24 simulated minutes: 96 evaluations every 15 s.
 	if rep.Evaluations != 96 || rep.Runs[0].ScaleEvents == 0 {
 		t.Errorf("report: %+v", rep)
+	}
+}
+
+// TestBacktestModelReproducesReference: `tidewatch backtest --capacity`
+// replays the public trace second by second through the reference model;
+// its hpa_default run gives hpa_reference.py's four figures within 2 %
+// (7 days, load ×100, 10 rps per replica, target 7, ready after 30 s).
+func TestBacktestModelReproducesReference(t *testing.T) {
+	t.Parallel()
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("python3 (to run the reference model): %v", err)
+		}
+		t.Skipf("python3 not found: %v", err)
+	}
+	trace, _ := filepath.Abs("../../testdata/traces/nasa-http-1995-per-minute.csv")
+	ref, err := exec.Command(py, "../../testdata/reference/hpa_reference.py", trace, "--per-minute", "--scale", "100", "--days", "7").CombinedOutput()
+	if err != nil {
+		t.Fatalf("reference model: %v\n%s", err, ref)
+	}
+	m := regexp.MustCompile(`hpa-default\s+overloaded\s+([\d.]+) min\s+above-target\s+([\d.]+) min\s+replica-hours\s+([\d.]+)\s+scale events (\d+)`).FindSubmatch(ref)
+	if m == nil {
+		t.Fatalf("no hpa-default row in:\n%s", ref)
+	}
+	file := filepath.Join(t.TempDir(), "tidewatch.yml")
+	if err := os.WriteFile(file, []byte(strings.Replace(strings.Replace(backtestPolicy, "per_instance: 10", "per_instance: 7", 1), "max: 20", "max: 100000", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code := runCmd(t, twBin, "backtest", "--config", file, "--policy", "web", "--load", trace, "--capacity", "10", "--scale", "100",
+		"--initial", "1", "--to", "168h", "--output", "json")
+	if code != 0 {
+		t.Fatalf("backtest: exit %d\n%s", code, out)
+	}
+	var rep struct {
+		Runs []autoscaler.ModelRun `json:"runs"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(rep.Runs) != 3 || rep.Runs[0].Name != "policy" || rep.Runs[1].Name != "hpa_default" || rep.Runs[2].Name != "static" {
+		t.Fatalf("runs: %+v", rep.Runs)
+	}
+	hpa := rep.Runs[1]
+	got := []float64{hpa.OverloadedMinutes, hpa.AboveTargetMinutes, hpa.ReplicaHours, float64(hpa.ScaleEvents)}
+	for i, name := range []string{"overloaded minutes", "minutes above target", "replica-hours", "scale events"} {
+		want, _ := strconv.ParseFloat(string(m[i+1]), 64)
+		if d := (got[i] - want) / want; d > 0.02 || d < -0.02 {
+			t.Errorf("hpa_default %s: %.1f, reference %.1f (%+.1f %%)", name, got[i], want, 100*d)
+		}
+	}
+	t.Logf("policy %+v", rep.Runs[0])
+	t.Logf("hpa_default overloaded %.1f min, above target %.1f min, %.1f replica-hours, %d scale events", got[0], got[1], got[2], hpa.ScaleEvents)
+
+	// Bounds outside the trace are refused with the reason.
+	if out, code := runCmd(t, twBin, "backtest", "--config", file, "--policy", "web", "--load", trace, "--capacity", "10", "--to", "100000h"); code != 1 || !strings.Contains(out, "outside the trace") {
+		t.Errorf("--to past the trace: exit %d\n%s", code, out)
 	}
 }

@@ -33,8 +33,13 @@ func backtestCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	static := fs.Int("static", 0, "replicas of the static baseline (default: enough for the peak load)")
 	output := fs.String("output", "table", "table or json")
 	timeline := fs.Bool("timeline", false, "with --output json: include every scale event")
+	var mo modelOptions
+	mo.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if mo.capacity > 0 {
+		return backtestModel(*configFile, *policyName, *load, *from, *to, *static, *output, *timeline, mo, stdout, stderr)
 	}
 	if *policyName == "" || fs.NArg() > 0 || (*output != "table" && *output != "json") {
 		fmt.Fprintln(stderr, "usage: tidewatch backtest --config FILE --policy NAME [--from T --to T | --load FILE.csv [--speedup N]] [--output table|json]")
