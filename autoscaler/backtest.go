@@ -234,9 +234,7 @@ func (b Backtest) simulate(name, desc string, c PolicyConfig) (RunReport, int, e
 			} else {
 				acc.run.ScaleDowns++
 			}
-			if len(acc.run.Timeline) < 10000 {
-				acc.run.Timeline = append(acc.run.Timeline, TimelinePoint{Time: t, Replicas: ev.Desired, Reason: ev.Reason()})
-			}
+			acc.run.Timeline = append(acc.run.Timeline, TimelinePoint{Time: t, Replicas: ev.Desired, Reason: ev.Reason()})
 			st.RecordScale(t, replicas, ev.Desired)
 			replicas = ev.Desired
 		}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -40,12 +42,99 @@ type ModelRun struct {
 	ScaleEvents  int     `json:"scale_events"`
 	ScaleUps     int     `json:"scale_ups"`
 	ScaleDowns   int     `json:"scale_downs"`
-	// PeakUtilization is the highest load per ready replica ÷ the target.
+	// PeakUtilization is the highest load per ready replica ÷ the target,
+	// P99Utilization its 99th percentile over the seconds (to 0.001).
 	PeakUtilization float64 `json:"peak_utilization"`
+	P99Utilization  float64 `json:"p99_utilization"`
 	MinReplicas     int     `json:"min_replicas"`
 	MaxReplicas     int     `json:"max_replicas"`
+	// Days are the figures per day (86,400 s) of the load.
+	Days []DayFigures `json:"days"`
 	// Timeline is every scale event, complete.
 	Timeline []TimelinePoint `json:"timeline,omitempty"`
+}
+
+// DayFigures are one day's figures of a run.
+type DayFigures struct {
+	Day                int     `json:"day"`
+	OverloadedMinutes  float64 `json:"overloaded_minutes"`
+	AboveTargetMinutes float64 `json:"above_target_minutes"`
+	ReplicaHours       float64 `json:"replica_hours"`
+	ScaleEvents        int     `json:"scale_events"`
+}
+
+// figures accumulates a run's per-second figures: totals, per day, and the
+// utilization distribution (a histogram in steps of 0.001 of the target).
+type figures struct {
+	run      *ModelRun
+	capacity float64
+	target   float64
+	hist     []int       // seconds by util×1000, for util < histMax
+	tail     map[int]int // the rest
+	seconds  int
+}
+
+const histMax = 20
+
+func newFigures(run *ModelRun, capacity, target float64) *figures {
+	return &figures{run: run, capacity: capacity, target: target, hist: make([]int, histMax*1000), tail: map[int]int{}}
+}
+
+func (f *figures) day(t int) *DayFigures {
+	d := t / 86400
+	for len(f.run.Days) <= d {
+		f.run.Days = append(f.run.Days, DayFigures{Day: len(f.run.Days)})
+	}
+	return &f.run.Days[d]
+}
+
+// second records second t with load l, ready and decided replicas.
+func (f *figures) second(t int, l float64, ready, replicas int) {
+	d := f.day(t)
+	d.ReplicaHours += float64(replicas) / 3600
+	if l > float64(ready)*f.capacity {
+		d.OverloadedMinutes += 1.0 / 60
+	}
+	if l > float64(ready)*f.target {
+		d.AboveTargetMinutes += 1.0 / 60
+	}
+	util := math.Inf(1)
+	if ready > 0 {
+		util = l / (float64(ready) * f.target)
+	} else if l == 0 {
+		util = 0
+	}
+	f.run.PeakUtilization = max(f.run.PeakUtilization, util)
+	if k := int(math.Min(util, 1e6) * 1000); k < len(f.hist) {
+		f.hist[k]++
+	} else {
+		f.tail[k]++
+	}
+	f.seconds++
+}
+
+// finish totals the days and takes the 99th percentile.
+func (f *figures) finish() {
+	r := f.run
+	for _, d := range r.Days {
+		r.OverloadedMinutes += d.OverloadedMinutes
+		r.AboveTargetMinutes += d.AboveTargetMinutes
+		r.ReplicaHours += d.ReplicaHours
+	}
+	rank, seen := int(math.Ceil(0.99*float64(f.seconds))), 0
+	for k, n := range f.hist {
+		if seen += n; seen >= rank {
+			r.P99Utilization = float64(k) / 1000
+			return
+		}
+	}
+	keys := slices.Sorted(maps.Keys(f.tail))
+	for _, k := range keys {
+		if seen += f.tail[k]; seen >= rank {
+			r.P99Utilization = float64(k) / 1000
+			return
+		}
+	}
 }
 
 // SimulateLoad replays load (one value per second from start) through the
@@ -81,10 +170,8 @@ func SimulateLoad(c PolicyConfig, load []float64, start time.Time, initial int, 
 		sum      float64 // of the last window seconds
 		metric   = math.NaN()
 		samples  []Point
-		overSec  int
-		aboveSec int
-		repSec   float64
 	)
+	fig := newFigures(&run, m.Capacity, target)
 	for t, l := range load {
 		sum += l
 		if t >= window {
@@ -109,6 +196,7 @@ func SimulateLoad(c PolicyConfig, load []float64, start time.Time, initial int, 
 			ev := p.Decide(&st, Input{Now: now, Current: replicas, Metrics: []Observation{o}})
 			if want := ev.Desired; want != replicas {
 				run.ScaleEvents++
+				fig.day(t).ScaleEvents++
 				if want > replicas {
 					run.ScaleUps++
 					pending = append(pending, batch{readyAt: t + startup, n: want - replicas})
@@ -135,22 +223,9 @@ func SimulateLoad(c PolicyConfig, load []float64, start time.Time, initial int, 
 			run.MinReplicas = replicas
 		}
 		run.MaxReplicas = max(run.MaxReplicas, replicas)
-		if util := l / (float64(ready) * target); ready > 0 {
-			run.PeakUtilization = max(run.PeakUtilization, util)
-		} else if l > 0 {
-			run.PeakUtilization = math.Inf(1)
-		}
-		repSec += float64(replicas)
-		if l > float64(ready)*m.Capacity {
-			overSec++
-		}
-		if l > float64(ready)*target {
-			aboveSec++
-		}
+		fig.second(t, l, ready, replicas)
 	}
-	run.OverloadedMinutes = float64(overSec) / 60
-	run.AboveTargetMinutes = float64(aboveSec) / 60
-	run.ReplicaHours = repSec / 3600
+	fig.finish()
 	return run, nil
 }
 
@@ -181,19 +256,11 @@ func PerSecond(perMinute []float64, scale float64) []float64 {
 // start, over load.
 func StaticLoad(n int, load []float64, target float64, m Model) ModelRun {
 	run := ModelRun{Name: "static", MinReplicas: n, MaxReplicas: n}
-	over, above := 0, 0
-	for _, l := range load {
-		if l > float64(n)*m.Capacity {
-			over++
-		}
-		if l > float64(n)*target {
-			above++
-		}
-		run.PeakUtilization = max(run.PeakUtilization, l/(float64(n)*target))
+	fig := newFigures(&run, m.Capacity, target)
+	for t, l := range load {
+		fig.second(t, l, n, n)
 	}
-	run.OverloadedMinutes = float64(over) / 60
-	run.AboveTargetMinutes = float64(above) / 60
-	run.ReplicaHours = float64(n) * float64(len(load)) / 3600
+	fig.finish()
 	return run
 }
 

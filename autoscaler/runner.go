@@ -122,7 +122,6 @@ func (r *runner) Evaluate(ctx context.Context) *Decision {
 		}
 		d.Action = ActionScale
 		d.Result = &ActionResult{Started: m.o.Now()}
-		go r.act(ctx, d, current)
 	}
 	if d.Action != ActionNone {
 		m.logger.Info("scaling decision", "policy", c.Name, "action", d.Action, "current", current, "desired", d.Desired, "reason", d.Reason())
@@ -130,7 +129,12 @@ func (r *runner) Evaluate(ctx context.Context) *Decision {
 	if d.Action == ActionDryRun && d.Desired != current && r.tellDryRun(d.Desired) {
 		r.notify(d, current, "")
 	}
+	// Recorded before the call starts, so that the decision log already
+	// holds the decision a backend (or a webhook receiver) sees the call of.
 	r.record(d)
+	if d.Action == ActionScale {
+		go r.act(ctx, d, current)
+	}
 	return d
 }
 

@@ -56,7 +56,7 @@ func backtestCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintf(stderr, "backtest: no policy %q in %s\n", *policyName, *configFile)
 		return 1
 	}
-	bt := autoscaler.Backtest{Policy: pc, Static: *static}
+	bt := autoscaler.Backtest{Policy: pc, Static: *static, Initial: mo.initial}
 	if *load != "" {
 		err = loadTrace(&bt, *load, *speedup, *from, *to)
 	} else {

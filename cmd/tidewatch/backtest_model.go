@@ -1,12 +1,14 @@
 package main
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/tidewatch/tidewatch/autoscaler"
@@ -45,8 +47,8 @@ type modelReport struct {
 }
 
 func backtestModel(configFile, policy, load, from, to string, static int, output string, timeline bool, o modelOptions, stdout, stderr io.Writer) int {
-	if load == "" || policy == "" || (output != "table" && output != "json") {
-		fmt.Fprintln(stderr, "usage: tidewatch backtest --config FILE --policy NAME --load FILE.csv --capacity RPS [--startup D] [--initial N] [--metric-window D] [--scrape-interval D] [--scale X] [--from D --to D] [--output table|json] [--timeline]")
+	if load == "" || policy == "" || (output != "table" && output != "json" && output != "csv") {
+		fmt.Fprintln(stderr, "usage: tidewatch backtest --config FILE --policy NAME --load FILE.csv --capacity RPS [--startup D] [--initial N] [--metric-window D] [--scrape-interval D] [--scale X] [--from D --to D] [--output table|json|csv] [--timeline]")
 		return 2
 	}
 	cfg, err := config.Load(configFile, slog.New(slog.DiscardHandler))
@@ -83,6 +85,10 @@ func backtestModel(configFile, policy, load, from, to string, static int, output
 			fmt.Fprintf(stderr, "backtest: %v\n", err)
 			return 1
 		}
+		return 0
+	}
+	if output == "csv" {
+		rep.csv(stdout, timeline)
 		return 0
 	}
 	rep.table(stdout)
@@ -135,9 +141,48 @@ func readModelLoad(file, from, to string, scale float64) ([]float64, time.Time, 
 func (r modelReport) table(w io.Writer) {
 	fmt.Fprintf(w, "Backtest of policy %s in the reference model: %s of load second by second, %.4g rps per replica (target %.4g), ready after %s.\n\n",
 		r.Policy, time.Duration(r.Seconds)*time.Second, r.Capacity, r.Target, r.Startup)
-	fmt.Fprintf(w, "%-12s %14s %14s %14s %12s %10s %11s %10s\n", "run", "overloaded min", "above target", "replica-hours", "scale events", "ups/downs", "peak util.", "replicas")
+	fmt.Fprintf(w, "%-12s %14s %14s %14s %12s %10s %11s %10s %10s\n", "run", "overloaded min", "above target", "replica-hours", "scale events", "ups/downs", "peak util.", "p99 util.", "replicas")
 	for _, run := range r.Runs {
-		fmt.Fprintf(w, "%-12s %14.1f %14.1f %14.1f %12d %10s %11.2f %10s\n", run.Name, run.OverloadedMinutes, run.AboveTargetMinutes, run.ReplicaHours,
-			run.ScaleEvents, fmt.Sprintf("%d/%d", run.ScaleUps, run.ScaleDowns), run.PeakUtilization, fmt.Sprintf("%d–%d", run.MinReplicas, run.MaxReplicas))
+		fmt.Fprintf(w, "%-12s %14.1f %14.1f %14.1f %12d %10s %11.2f %10.3f %10s\n", run.Name, run.OverloadedMinutes, run.AboveTargetMinutes, run.ReplicaHours,
+			run.ScaleEvents, fmt.Sprintf("%d/%d", run.ScaleUps, run.ScaleDowns), run.PeakUtilization, run.P99Utilization, fmt.Sprintf("%d–%d", run.MinReplicas, run.MaxReplicas))
+	}
+	fmt.Fprintf(w, "\nPer day: overloaded minutes / replica-hours / scale events\n%-5s", "day")
+	for _, run := range r.Runs {
+		fmt.Fprintf(w, " %26s", run.Name)
+	}
+	fmt.Fprintln(w)
+	for d := range r.Runs[0].Days {
+		fmt.Fprintf(w, "%-5d", d)
+		for _, run := range r.Runs {
+			if d < len(run.Days) {
+				x := run.Days[d]
+				fmt.Fprintf(w, " %26s", fmt.Sprintf("%.1f / %.1f / %d", x.OverloadedMinutes, x.ReplicaHours, x.ScaleEvents))
+			}
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// csv writes one row per run and day (day "all" for the totals), and with
+// timeline the scale events after them.
+func (r modelReport) csv(w io.Writer, timeline bool) {
+	cw := csv.NewWriter(w)
+	defer cw.Flush()
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
+	_ = cw.Write([]string{"run", "day", "overloaded_minutes", "above_target_minutes", "replica_hours", "scale_events", "peak_utilization", "p99_utilization"})
+	for _, run := range r.Runs {
+		_ = cw.Write([]string{run.Name, "all", f(run.OverloadedMinutes), f(run.AboveTargetMinutes), f(run.ReplicaHours), strconv.Itoa(run.ScaleEvents), f(run.PeakUtilization), f(run.P99Utilization)})
+		for _, d := range run.Days {
+			_ = cw.Write([]string{run.Name, strconv.Itoa(d.Day), f(d.OverloadedMinutes), f(d.AboveTargetMinutes), f(d.ReplicaHours), strconv.Itoa(d.ScaleEvents), "", ""})
+		}
+	}
+	if !timeline {
+		return
+	}
+	_ = cw.Write([]string{"run", "time", "replicas", "reason"})
+	for _, run := range r.Runs {
+		for _, e := range run.Timeline {
+			_ = cw.Write([]string{run.Name, e.Time.UTC().Format(time.RFC3339), strconv.Itoa(e.Replicas), e.Reason})
+		}
 	}
 }
