@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
@@ -119,7 +120,12 @@ func TestProbers(t *testing.T) {
 					t.Errorf("%s = %v, want %v", sel, got, want)
 				}
 			}
+			// A probe appends its series before it records its outcome on the
+			// target: wait for the record, not just the series.
 			a, ok := h.active(c.job, c.target)
+			for deadline := time.Now().Add(waitTimeout); ok && a.Health == "unknown" && time.Now().Before(deadline); a, ok = h.active(c.job, c.target) {
+				time.Sleep(20 * time.Millisecond)
+			}
 			if !ok {
 				t.Fatalf("no active target %s/%s", c.job, c.target)
 			}
@@ -302,7 +308,19 @@ probe_configs:
 	}
 	h.waitLast(fmt.Sprintf(`probe_success{job="blackbox-style",instance=%q}`, "http://"+closed+"/"))
 
+	// Series are appended before a probe's outcome is recorded on its
+	// target: wait until both targets have one.
 	code, resp := apiProbes(t, h.m, "")
+	for deadline := time.Now().Add(waitTimeout); time.Now().Before(deadline); code, resp = apiProbes(t, h.m, "") {
+		unknown := false
+		for _, a := range resp.Data.ActiveTargets {
+			unknown = unknown || a.Health == "unknown"
+		}
+		if !unknown {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if code != http.StatusOK || resp.Status != "success" {
 		t.Fatalf("GET /api/v1/probes: %d %+v", code, resp)
 	}
