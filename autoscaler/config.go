@@ -26,18 +26,22 @@ const DefaultBackendTimeout = backend.DefaultTimeout
 
 // PolicyConfig is one entry of autoscaling.policies.
 type PolicyConfig struct {
-	Name          string           `yaml:"name"`
-	Target        TargetConfig     `yaml:"target"`
-	Min           int              `yaml:"min"`
-	Max           int              `yaml:"max"`
-	Interval      model.Duration   `yaml:"interval"`
-	Metrics       []MetricConfig   `yaml:"metrics"`
-	Forecast      *ForecastConfig  `yaml:"forecast,omitempty"`
-	Tolerance     float64          `yaml:"tolerance"`
-	Behavior      BehaviorConfig   `yaml:"behavior"`
-	OnMetricError OnMetricError    `yaml:"on_metric_error"`
-	Schedule      []ScheduleConfig `yaml:"schedule,omitempty"`
-	DryRun        bool             `yaml:"dry_run"`
+	Name     string         `yaml:"name"`
+	Target   TargetConfig   `yaml:"target"`
+	Min      int            `yaml:"min"`
+	Max      int            `yaml:"max"`
+	Interval model.Duration `yaml:"interval"`
+	Metrics  []MetricConfig `yaml:"metrics"`
+	// CapacityPerInstance is what one instance serves, in the first
+	// metric's unit, before it is overloaded (per_instance is the target,
+	// below it). The backtest's reference model judges overload with it.
+	CapacityPerInstance float64          `yaml:"capacity_per_instance,omitempty"`
+	Forecast            *ForecastConfig  `yaml:"forecast,omitempty"`
+	Tolerance           float64          `yaml:"tolerance"`
+	Behavior            BehaviorConfig   `yaml:"behavior"`
+	OnMetricError       OnMetricError    `yaml:"on_metric_error"`
+	Schedule            []ScheduleConfig `yaml:"schedule,omitempty"`
+	DryRun              bool             `yaml:"dry_run"`
 	// Notify sends each scale action (and each dry-run decision that would
 	// change the count) to the notification receivers as a short-lived
 	// TidewatchScaleEvent alert.
@@ -301,6 +305,14 @@ func (pc *PolicyConfig) validate(p string, backends map[string]*BackendConfig) [
 	}
 	for j := range pc.Metrics {
 		errs = append(errs, pc.Metrics[j].validate(fmt.Sprintf("%s.metrics[%d]", p, j))...)
+	}
+	switch {
+	case pc.CapacityPerInstance < 0:
+		errs.add(p+".capacity_per_instance", "must not be negative")
+	case pc.CapacityPerInstance > 0 && (len(pc.Metrics) == 0 || pc.Metrics[0].PerInstance <= 0):
+		errs.add(p+".capacity_per_instance", "needs a first metric with per_instance")
+	case pc.CapacityPerInstance > 0 && pc.CapacityPerInstance < pc.Metrics[0].PerInstance:
+		errs.add(p+".capacity_per_instance", "must not be below the first metric's per_instance (%g): the target is a share of the capacity", pc.Metrics[0].PerInstance)
 	}
 	if pc.Forecast != nil {
 		errs = append(errs, pc.Forecast.validate(p+".forecast", pc.Interval)...)

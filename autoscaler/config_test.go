@@ -83,6 +83,7 @@ func TestConfigBad(t *testing.T) {
 		}},
 		{"on-metric-error.bad.yml", []string{`9: autoscaling.policies[0].on_metric_error: "panic" is neither hold nor {fallback: N}`}},
 		{"unknown-key.bad.yml", []string{`8: autoscaling.policies[0].metric: unknown field (did you mean "metrics"?)`}},
+		{"capacity.bad.yml", []string{`10: autoscaling.policies[0].capacity_per_instance: must not be below the first metric's per_instance (7)`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

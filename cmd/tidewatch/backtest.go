@@ -38,7 +38,7 @@ func backtestCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if mo.capacity > 0 {
+	if mo.capacity > 0 || (*load != "" && policyCapacity(*configFile, *policyName) > 0) {
 		return backtestModel(*configFile, *policyName, *load, *from, *to, *static, *output, *timeline, mo, stdout, stderr)
 	}
 	if *policyName == "" || fs.NArg() > 0 || (*output != "table" && *output != "json") {

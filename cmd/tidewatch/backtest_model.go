@@ -26,7 +26,7 @@ type modelOptions struct {
 }
 
 func (o *modelOptions) flags(fs *flag.FlagSet) {
-	fs.Float64Var(&o.capacity, "capacity", 0, "with --load: rps one replica serves before it is overloaded; turns on the reference model")
+	fs.Float64Var(&o.capacity, "capacity", 0, "with --load: rps one replica serves before it is overloaded; turns on the reference model (default: the policy's capacity_per_instance, which also turns it on)")
 	fs.DurationVar(&o.startup, "startup", autoscaler.DefaultModel.Startup, "model: the readiness delay of an added replica")
 	fs.DurationVar(&o.window, "metric-window", autoscaler.DefaultModel.MetricWindow, "model: the window of the mean load the policy sees")
 	fs.DurationVar(&o.every, "scrape-interval", autoscaler.DefaultModel.ScrapeInterval, "model: how often that metric is sampled")
@@ -46,6 +46,17 @@ type modelReport struct {
 	Runs     []autoscaler.ModelRun `json:"runs"`
 }
 
+// policyCapacity is the policy's capacity_per_instance, or 0 (also when the
+// configuration does not load: the regular path reports that).
+func policyCapacity(configFile, policy string) float64 {
+	cfg, err := config.Load(configFile, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return 0
+	}
+	pc, _ := cfg.Autoscaling.Policy(policy)
+	return pc.CapacityPerInstance
+}
+
 func backtestModel(configFile, policy, load, from, to string, static int, output string, timeline bool, o modelOptions, stdout, stderr io.Writer) int {
 	if load == "" || policy == "" || (output != "table" && output != "json" && output != "csv") {
 		fmt.Fprintln(stderr, "usage: tidewatch backtest --config FILE --policy NAME --load FILE.csv --capacity RPS [--startup D] [--initial N] [--metric-window D] [--scrape-interval D] [--scale X] [--from D --to D] [--output table|json|csv] [--timeline]")
@@ -60,6 +71,9 @@ func backtestModel(configFile, policy, load, from, to string, static int, output
 	if !ok {
 		fmt.Fprintf(stderr, "backtest: no policy %q in %s\n", policy, configFile)
 		return 1
+	}
+	if o.capacity <= 0 {
+		o.capacity = pc.CapacityPerInstance
 	}
 	secs, start, err := readModelLoad(load, from, to, o.scale)
 	if err != nil {
