@@ -177,6 +177,17 @@ func (a *Alerting) ApplyConfig(prom *promconfig.Config, n notify.Config) error {
 	if err := a.check(prom, n); err != nil {
 		return err
 	}
+	return a.apply(prom, n)
+}
+
+// Apply installs prom and n, which Check has passed; it does not check again.
+func (a *Alerting) Apply(prom *promconfig.Config, n notify.Config) error {
+	a.mtx.Lock()
+	defer a.mtx.Unlock()
+	return a.apply(prom, n)
+}
+
+func (a *Alerting) apply(prom *promconfig.Config, n notify.Config) error {
 	files, err := RuleFiles(prom.RuleFiles)
 	if err != nil {
 		return fmt.Errorf("load rule files: %w", err)

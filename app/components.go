@@ -98,7 +98,13 @@ func (a *App) buildCollector(reg *prometheus.Registry) (*component, error) {
 			}
 			return a.collector.Check(sharded)
 		},
-		ApplyFunc: func(c *config.Config) error { return a.collector.ApplyShardedConfig(c.Prom, c.Collector.Shard) },
+		ApplyFunc: func(c *config.Config) error {
+			sharded, err := collector.ShardConfig(c.Prom, c.Collector.Shard)
+			if err != nil {
+				return err
+			}
+			return a.collector.Apply(sharded)
+		},
 		RunFunc:   a.collector.Run,
 		CloseFunc: func() error { a.collector.Close(); return nil },
 	}, nil
@@ -114,7 +120,7 @@ func (a *App) buildProbes(reg *prometheus.Registry) (*component, error) {
 	}
 	return &component{ID: "probes",
 		CheckFunc: func(c *config.Config) error { return a.probes.Check(c.ProbeConfigs, c.Collector.Shard) },
-		ApplyFunc: func(c *config.Config) error { return a.probes.ApplyConfig(c.ProbeConfigs, c.Collector.Shard) },
+		ApplyFunc: func(c *config.Config) error { return a.probes.Apply(c.ProbeConfigs, c.Collector.Shard) },
 		RunFunc:   a.probes.Run,
 		CloseFunc: a.probes.Close,
 	}, nil
@@ -133,7 +139,7 @@ func (a *App) buildAlerting(cfg *config.Config, reg *prometheus.Registry, engine
 	}
 	return &component{ID: "alerting",
 		CheckFunc: func(c *config.Config) error { return a.alerting.Check(c.Prom, c.Notifications) },
-		ApplyFunc: func(c *config.Config) error { return a.alerting.ApplyConfig(c.Prom, c.Notifications) },
+		ApplyFunc: func(c *config.Config) error { return a.alerting.Apply(c.Prom, c.Notifications) },
 		RunFunc:   a.alerting.Run,
 		CloseFunc: a.alerting.Close,
 	}, nil

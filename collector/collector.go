@@ -167,6 +167,12 @@ func (c *Collector) ApplyConfig(cfg *promconfig.Config) error {
 	if err := c.Check(cfg); err != nil {
 		return err
 	}
+	return c.Apply(cfg)
+}
+
+// Apply swaps in cfg, which Check has passed (the lifecycle checks every
+// component before it applies any, so this does not check again).
+func (c *Collector) Apply(cfg *promconfig.Config) error {
 	scfgs, err := cfg.GetScrapeConfigs()
 	if err != nil {
 		return fmt.Errorf("read scrape configs: %w", err)

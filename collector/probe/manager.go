@@ -158,6 +158,12 @@ func (m *Manager) ApplyConfig(cfgs Configs, shard twdiscovery.Shard) error {
 	if err := m.Check(cfgs, shard); err != nil {
 		return err
 	}
+	return m.Apply(cfgs, shard)
+}
+
+// Apply swaps in cfgs and shard, which Check has passed; it does not check
+// again.
+func (m *Manager) Apply(cfgs Configs, shard twdiscovery.Shard) error {
 	jobs := make(map[string]*job, len(cfgs))
 	sd := make(map[string]discovery.Configs, len(cfgs))
 	for _, c := range cfgs {
