@@ -38,25 +38,24 @@ func backtestCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if mo.capacity > 0 || (*load != "" && policyCapacity(*configFile, *policyName) > 0) {
-		return backtestModel(*configFile, *policyName, *load, *from, *to, *static, *output, *timeline, mo, stdout, stderr)
-	}
-	if *policyName == "" || fs.NArg() > 0 || (*output != "table" && *output != "json") {
-		fmt.Fprintln(stderr, "usage: tidewatch backtest --config FILE --policy NAME [--from T --to T | --load FILE.csv [--speedup N]] [--output table|json]")
+	if *policyName == "" || fs.NArg() > 0 || (*output != "table" && *output != "json" && *output != "csv") || (mo.capacity > 0 && *load == "") {
+		fmt.Fprintln(stderr, "usage: tidewatch backtest --config FILE --policy NAME [--from T --to T | --load FILE.csv [--speedup N] | --load FILE.csv --capacity RPS [model flags]] [--output table|json|csv]")
 		return 2
 	}
 	logger := slog.New(slog.DiscardHandler)
-	cfg, err := config.Load(*configFile, logger)
-	if err != nil {
-		fmt.Fprintf(stderr, "backtest: invalid configuration:\n%v\n", err)
+	cfg, pc, ok := loadPolicy(*configFile, *policyName, logger, stderr)
+	if !ok {
 		return 1
 	}
-	pc, ok := cfg.Autoscaling.Policy(*policyName)
-	if !ok {
-		fmt.Fprintf(stderr, "backtest: no policy %q in %s\n", *policyName, *configFile)
-		return 1
+	if *load != "" && (mo.capacity > 0 || pc.CapacityPerInstance > 0) {
+		return backtestModel(pc, *load, *from, *to, *static, *output, *timeline, mo, stdout, stderr)
+	}
+	if *output == "csv" {
+		fmt.Fprintln(stderr, "backtest: --output csv needs the reference model (--load with --capacity or capacity_per_instance)")
+		return 2
 	}
 	bt := autoscaler.Backtest{Policy: pc, Static: *static, Initial: mo.initial}
+	var err error
 	if *load != "" {
 		err = loadTrace(&bt, *load, *speedup, *from, *to)
 	} else {
@@ -80,6 +79,21 @@ func backtestCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	rep.Table(stdout)
 	return 0
+}
+
+// loadPolicy loads the configuration and finds the policy to replay,
+// reporting what is wrong on stderr.
+func loadPolicy(file, name string, logger *slog.Logger, stderr io.Writer) (*config.Config, autoscaler.PolicyConfig, bool) {
+	cfg, err := config.Load(file, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "backtest: invalid configuration:\n%v\n", err)
+		return nil, autoscaler.PolicyConfig{}, false
+	}
+	pc, ok := cfg.Autoscaling.Policy(name)
+	if !ok {
+		fmt.Fprintf(stderr, "backtest: no policy %q in %s\n", name, file)
+	}
+	return cfg, pc, ok
 }
 
 // writeBacktestJSON writes rep indented, without the scale-event timelines

@@ -6,13 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strconv"
 	"time"
 
 	"github.com/tidewatch/tidewatch/autoscaler"
-	"github.com/tidewatch/tidewatch/config"
 )
 
 // modelOptions are the reference model's flags: with --capacity the
@@ -46,32 +44,7 @@ type modelReport struct {
 	Runs     []autoscaler.ModelRun `json:"runs"`
 }
 
-// policyCapacity is the policy's capacity_per_instance, or 0 (also when the
-// configuration does not load: the regular path reports that).
-func policyCapacity(configFile, policy string) float64 {
-	cfg, err := config.Load(configFile, slog.New(slog.DiscardHandler))
-	if err != nil {
-		return 0
-	}
-	pc, _ := cfg.Autoscaling.Policy(policy)
-	return pc.CapacityPerInstance
-}
-
-func backtestModel(configFile, policy, load, from, to string, static int, output string, timeline bool, o modelOptions, stdout, stderr io.Writer) int {
-	if load == "" || policy == "" || (output != "table" && output != "json" && output != "csv") {
-		fmt.Fprintln(stderr, "usage: tidewatch backtest --config FILE --policy NAME --load FILE.csv --capacity RPS [--startup D] [--initial N] [--metric-window D] [--scrape-interval D] [--scale X] [--from D --to D] [--output table|json|csv] [--timeline]")
-		return 2
-	}
-	cfg, err := config.Load(configFile, slog.New(slog.DiscardHandler))
-	if err != nil {
-		fmt.Fprintf(stderr, "backtest: invalid configuration:\n%v\n", err)
-		return 1
-	}
-	pc, ok := cfg.Autoscaling.Policy(policy)
-	if !ok {
-		fmt.Fprintf(stderr, "backtest: no policy %q in %s\n", policy, configFile)
-		return 1
-	}
+func backtestModel(pc autoscaler.PolicyConfig, load, from, to string, static int, output string, timeline bool, o modelOptions, stdout, stderr io.Writer) int {
 	if o.capacity <= 0 {
 		o.capacity = pc.CapacityPerInstance
 	}
