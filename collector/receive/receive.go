@@ -15,7 +15,9 @@
 package receive
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -99,19 +101,39 @@ func (rw *RemoteWrite) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rw.reject(w, "unavailable", http.StatusServiceUnavailable, fmt.Sprintf("store unavailable: %v", err))
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
-	if err != nil {
-		rw.reject(w, "read", http.StatusBadRequest, fmt.Sprintf("read request body: %v", err))
-		return
+	// Only a body that decompresses past MaxLabelBytes can hold a label that
+	// long; snappy's block header (a varint, at most 10 bytes) says how far
+	// it decompresses, so every other request passes on unread.
+	br := bufio.NewReaderSize(r.Body, 16)
+	head, _ := br.Peek(binary.MaxVarintLen64)
+	body := struct {
+		io.Reader
+		io.Closer
+	}{br, r.Body}
+	r.Body = body
+	if n, err := snappy.DecodedLen(head); err == nil && n > MaxLabelBytes && snappyEncoded(r) {
+		raw, err := io.ReadAll(io.LimitReader(br, maxBodyBytes+1))
+		if err != nil {
+			rw.reject(w, "read", http.StatusBadRequest, fmt.Sprintf("read request body: %v", err))
+			return
+		}
+		if err := checkLabelLengths(r.Header.Get("Content-Type"), raw); err != nil {
+			rw.reject(w, "label_too_long", http.StatusBadRequest, err.Error())
+			return
+		}
+		// Hand the bytes read (and whatever lies beyond the limit, for the
+		// handler to refuse) to Prometheus' handler.
+		body.Reader = io.MultiReader(bytes.NewReader(raw), br)
+		r.Body = body
 	}
-	if err := checkLabelLengths(r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"), body); err != nil {
-		rw.reject(w, "label_too_long", http.StatusBadRequest, err.Error())
-		return
-	}
-	// Hand the bytes read (and whatever lies beyond the limit, for the
-	// handler to refuse) to Prometheus' handler.
-	r.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), r.Body))
 	rw.handler.ServeHTTP(w, r)
+}
+
+// snappyEncoded reports whether r's body is snappy (the handler refuses
+// any other encoding itself).
+func snappyEncoded(r *http.Request) bool {
+	enc := r.Header.Get("Content-Encoding")
+	return enc == "" || enc == string(remoteapi.SnappyBlockCompression)
 }
 
 func (rw *RemoteWrite) reject(w http.ResponseWriter, reason string, code int, msg string) {
@@ -120,13 +142,13 @@ func (rw *RemoteWrite) reject(w http.ResponseWriter, reason string, code int, ms
 }
 
 // checkLabelLengths refuses a request holding a label name or value over
-// MaxLabelBytes. Such a label needs a decompressed body over MaxLabelBytes,
-// so smaller requests (all but pathological ones) are not decoded here; the
-// rest are decoded once more, which costs nothing that matters next to
-// refusing them. Bodies the handler will refuse anyway (bad encoding or
+// MaxLabelBytes. It is called only for a body that decompresses past
+// MaxLabelBytes (ServeHTTP reads the size from snappy's header); such a
+// body is decoded once more here, which costs nothing that matters next to
+// refusing it. Bodies the handler will refuse anyway (bad encoding or
 // compression, over its size limit) are left to it and its error messages.
-func checkLabelLengths(contentType, encoding string, body []byte) error {
-	if encoding != "" && encoding != string(remoteapi.SnappyBlockCompression) || len(body) > maxBodyBytes {
+func checkLabelLengths(contentType string, body []byte) error {
+	if len(body) > maxBodyBytes {
 		return nil
 	}
 	n, err := snappy.DecodedLen(body)
