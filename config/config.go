@@ -16,6 +16,7 @@ import (
 
 	"github.com/tidewatch/tidewatch/alerting/notify"
 	"github.com/tidewatch/tidewatch/autoscaler"
+	"github.com/tidewatch/tidewatch/autoscaler/analysis"
 	"github.com/tidewatch/tidewatch/collector"
 	twdiscovery "github.com/tidewatch/tidewatch/collector/discovery"
 	"github.com/tidewatch/tidewatch/collector/probe"
@@ -56,6 +57,8 @@ type Config struct {
 	Collector collector.Config `yaml:"collector"`
 	// Autoscaling is the autoscaling section (backends and policies).
 	Autoscaling autoscaler.Config `yaml:"autoscaling"`
+	// Analysis is the capacity analytics section (objectives, cost).
+	Analysis analysis.Config `yaml:"analysis"`
 	// Notifications is the built-in notifier: Alertmanager's route,
 	// inhibit_rules, receivers and templates.
 	Notifications notify.Config `yaml:"notifications"`

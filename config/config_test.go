@@ -195,6 +195,22 @@ func TestParse(t *testing.T) {
 			{11, "query.max_samples", "cannot unmarshal"},
 			{12, "remote_write", "unknown field"},
 		}},
+		{"analysis problems name their path", strings.Join([]string{
+			"analysis:",
+			"  cost_per_replica_hour: -1", // 2
+			"  objectives:",
+			"    - job: demo",
+			"      latency_threshold: 0", // 5
+			"      error_ratio_query: 'rate(x[1m]'",
+			"      error_ratio_threshold: 0.01",
+			"    - {job: demo, latency_threshold: 0.2, error_ratio_threshold: 0.5}", // 8
+		}, "\n"), []want{
+			{2, "analysis.cost_per_replica_hour", "must not be negative"},
+			{5, "analysis.objectives[0].latency_threshold", "must be positive"},
+			{6, "analysis.objectives[0].error_ratio_query", "unclosed"},
+			{8, "analysis.objectives[1].job", `"demo" already has an objective`},
+			{8, "analysis.objectives[1].error_ratio_query", "must be set with error_ratio_threshold"},
+		}},
 		{"validate error without the field in the file", "storage:\n  embedded:\n", []want{
 			{2, "storage.embedded.path", "must not be empty"},
 		}},
