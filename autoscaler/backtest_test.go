@@ -1,74 +1,29 @@
 package autoscaler
 
 import (
-	"encoding/json"
-	"os"
+	"math"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/prometheus/common/model"
 )
 
-func nasaPolicy() PolicyConfig {
-	c := DefaultPolicyConfig
-	c.Name = "web"
-	c.Target = TargetConfig{Backend: "hook", Name: "web"}
-	c.Min, c.Max = 1, 20
-	c.Interval = model.Duration(15 * time.Second)
-	c.Metrics = []MetricConfig{{Query: "sum(rate(http_requests_total[1m]))*60", PerInstance: 10}}
-	c.Forecast = &ForecastConfig{Method: ForecastHoltWinters, Window: model.Duration(30 * time.Minute), Horizon: model.Duration(5 * time.Minute), Smoothing: 0.3, Trend: 0.3}
-	return c
-}
-
-// TestBacktestNASA replays two days of the NASA-HTTP 1995 trace (requests
-// per minute) through the policy, the HPA defaults and a static baseline.
-func TestBacktestNASA(t *testing.T) {
-	f, err := os.Open("../testdata/autoscaling/nasa-http-1995-first-2-days.csv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+// TestBacktestLoadHoldsHistory: stored history becomes a per-second load,
+// each point held until the next, over exactly [From, To).
+func TestBacktestLoadHoldsHistory(t *testing.T) {
 	start := time.Date(1995, 7, 1, 0, 0, 0, 0, time.UTC)
-	pts, err := ReadLoadCSV(f, start, 1)
-	if err != nil {
-		t.Fatal(err)
+	pts := []Point{{start.Add(5 * time.Second), 1}, {start.Add(20 * time.Second), 2}, {start.Add(35 * time.Second), math.NaN()}, {start.Add(50 * time.Second), 4}}
+	bt := Backtest{Metrics: [][]Point{pts}, From: start, To: start.Add(time.Minute)}
+	load, at, err := bt.Load()
+	if err != nil || !at.Equal(start) || len(load) != 60 {
+		t.Fatalf("load of %d seconds from %v: %v", len(load), at, err)
 	}
-	if len(pts) != 2880 || !pts[1].T.Equal(start.Add(time.Minute)) {
-		t.Fatalf("read %d points, second at %v", len(pts), pts[1].T)
-	}
-	bt := Backtest{Policy: nasaPolicy(), Metrics: [][]Point{pts}, From: start, To: start.Add(48 * time.Hour)}
-	rep, err := bt.Run()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sb strings.Builder
-	rep.Table(&sb)
-	t.Log("\n" + sb.String())
-	if rep.Evaluations != 48*60*4 || rep.PeakLoad != 112 {
-		t.Errorf("evaluations %d, peak %v", rep.Evaluations, rep.PeakLoad)
-	}
-	if len(rep.Runs) != 3 {
-		t.Fatalf("%d runs", len(rep.Runs))
-	}
-	pol, hpa, static := rep.Runs[0], rep.Runs[1], rep.Runs[2]
-	for _, r := range rep.Runs[:2] {
-		if r.MinReplicas < 1 || r.MaxReplicas > 20 || r.ScaleEvents == 0 || r.ScaleEvents != r.ScaleUps+r.ScaleDowns {
-			t.Errorf("%s: %+v", r.Name, r)
+	for s, want := range map[int]float64{0: 1, 19: 1, 20: 2, 34: 2, 35: 0, 49: 0, 50: 4, 59: 4} {
+		if load[s] != want {
+			t.Errorf("second %d = %v, want %v", s, load[s], want)
 		}
 	}
-	if static.ScaleEvents != 0 || static.MinReplicas != 12 || static.MinutesUnderProvisioned != 0 || static.ReplicaHours != 12*48 {
-		t.Errorf("static: %+v", static)
-	}
-	if pol.ReplicaHours >= static.ReplicaHours || hpa.ReplicaHours >= static.ReplicaHours {
-		t.Errorf("autoscaling costs more than the static peak capacity: %v %v vs %v", pol.ReplicaHours, hpa.ReplicaHours, static.ReplicaHours)
-	}
-	// Deterministic: the same input gives the same report.
-	again, _ := bt.Run()
-	a, _ := json.Marshal(rep)
-	b, _ := json.Marshal(again)
-	if string(a) != string(b) {
-		t.Error("two runs differ")
+	if _, _, err := (&Backtest{}).Load(); err == nil {
+		t.Error("no history: no error")
 	}
 }
 

@@ -35,13 +35,20 @@ type PolicyConfig struct {
 	// CapacityPerInstance is what one instance serves, in the first
 	// metric's unit, before it is overloaded (per_instance is the target,
 	// below it). The backtest's reference model judges overload with it.
-	CapacityPerInstance float64          `yaml:"capacity_per_instance,omitempty"`
-	Forecast            *ForecastConfig  `yaml:"forecast,omitempty"`
-	Tolerance           float64          `yaml:"tolerance"`
-	Behavior            BehaviorConfig   `yaml:"behavior"`
-	OnMetricError       OnMetricError    `yaml:"on_metric_error"`
-	Schedule            []ScheduleConfig `yaml:"schedule,omitempty"`
-	DryRun              bool             `yaml:"dry_run"`
+	// With it, the first metric is sized against the capacity with a
+	// headroom from the load's volatility (capacity.go): Headroom and
+	// ScaleUpQuery tune that, and scale-down's stabilization defaults to 10m.
+	CapacityPerInstance float64         `yaml:"capacity_per_instance,omitempty"`
+	Headroom            *HeadroomConfig `yaml:"headroom,omitempty"`
+	// ScaleUpQuery is the first metric's per-scrape query (default: its
+	// query with rate() read as irate(); "none" turns it off).
+	ScaleUpQuery  string           `yaml:"scale_up_query,omitempty"`
+	Forecast      *ForecastConfig  `yaml:"forecast,omitempty"`
+	Tolerance     float64          `yaml:"tolerance"`
+	Behavior      BehaviorConfig   `yaml:"behavior"`
+	OnMetricError OnMetricError    `yaml:"on_metric_error"`
+	Schedule      []ScheduleConfig `yaml:"schedule,omitempty"`
+	DryRun        bool             `yaml:"dry_run"`
 	// Notify sends each scale action (and each dry-run decision that would
 	// change the count) to the notification receivers as a short-lived
 	// TidewatchScaleEvent alert.
@@ -233,7 +240,21 @@ func (c *PolicyConfig) UnmarshalYAML(unmarshal func(any) error) error {
 	c.Behavior.ScaleUp.Policies = slices.Clone(DefaultBehavior.ScaleUp.Policies)
 	c.Behavior.ScaleDown.Policies = slices.Clone(DefaultBehavior.ScaleDown.Policies)
 	type plain PolicyConfig
-	return unmarshal((*plain)(c))
+	if err := unmarshal((*plain)(c)); err != nil {
+		return err
+	}
+	// Under capacity sizing, an unset scale-down stabilization is 10m.
+	var set struct {
+		Behavior struct {
+			ScaleDown struct {
+				Stabilization *model.Duration `yaml:"stabilization"`
+			} `yaml:"scale_down"`
+		} `yaml:"behavior"`
+	}
+	if err := unmarshal(&set); err == nil && set.Behavior.ScaleDown.Stabilization == nil && c.capacitySizing() {
+		c.Behavior.ScaleDown.Stabilization = model.Duration(DefaultCapacityScaleDownStabilization)
+	}
+	return nil
 }
 
 // Validate checks the section, naming each problem by its path
@@ -313,6 +334,21 @@ func (pc *PolicyConfig) validate(p string, backends map[string]*BackendConfig) [
 		errs.add(p+".capacity_per_instance", "needs a first metric with per_instance")
 	case pc.CapacityPerInstance > 0 && pc.CapacityPerInstance < pc.Metrics[0].PerInstance:
 		errs.add(p+".capacity_per_instance", "must not be below the first metric's per_instance (%g): the target is a share of the capacity", pc.Metrics[0].PerInstance)
+	}
+	if pc.Headroom != nil {
+		if !pc.capacitySizing() {
+			errs.add(p+".headroom", "needs capacity_per_instance (headroom is part of capacity sizing)")
+		}
+		errs = append(errs, pc.Headroom.validate(p+".headroom")...)
+	}
+	switch {
+	case pc.ScaleUpQuery == "" || pc.ScaleUpQuery == ScaleUpQueryOff:
+	case !pc.capacitySizing():
+		errs.add(p+".scale_up_query", "needs capacity_per_instance (the per-scrape metric is part of capacity sizing)")
+	default:
+		if _, err := store.NewParser().ParseExpr(pc.ScaleUpQuery); err != nil {
+			errs.add(p+".scale_up_query", "%s", parseErrorText(err))
+		}
 	}
 	if pc.Forecast != nil {
 		errs = append(errs, pc.Forecast.validate(p+".forecast", pc.Interval)...)

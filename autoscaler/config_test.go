@@ -84,6 +84,13 @@ func TestConfigBad(t *testing.T) {
 		{"on-metric-error.bad.yml", []string{`9: autoscaling.policies[0].on_metric_error: "panic" is neither hold nor {fallback: N}`}},
 		{"unknown-key.bad.yml", []string{`8: autoscaling.policies[0].metric: unknown field (did you mean "metrics"?)`}},
 		{"capacity.bad.yml", []string{`10: autoscaling.policies[0].capacity_per_instance: must not be below the first metric's per_instance (7)`}},
+		{"headroom.bad.yml", []string{
+			`11: autoscaling.policies[0].headroom.deviations: must be between 0 and 10`,
+			`11: autoscaling.policies[0].headroom.horizon: must be at most half the window (1m0s)`,
+			`12: autoscaling.policies[0].scale_up_query: `,
+			`18: autoscaling.policies[1].headroom: needs capacity_per_instance`,
+			`19: autoscaling.policies[1].scale_up_query: needs capacity_per_instance`,
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -76,6 +76,14 @@ type Observation struct {
 	// Forecast is the value expected at the forecast horizon; valid when HasForecast.
 	Forecast    float64
 	HasForecast bool
+	// Fast is the per-scrape value (capacity sizing's scale-up metric);
+	// valid when HasFast.
+	Fast    float64
+	HasFast bool
+	// Volatility is σ of the per-scrape value's rise over the headroom
+	// horizon (Volatility); valid when HasVolatility.
+	Volatility    float64
+	HasVolatility bool
 }
 
 // Input is what one evaluation sees.
@@ -152,7 +160,7 @@ func (p *Policy) Decide(st *State, in Input) Evaluation {
 		} else {
 			obs.Err = ErrEmpty
 		}
-		me := p.evalMetric(m, obs, current)
+		me := p.evalMetric(m, obs, current, i == 0 && c.capacitySizing())
 		if obs.Err == nil {
 			okMetrics++
 		}
@@ -244,7 +252,8 @@ func metricType(m MetricConfig) (string, float64) {
 
 // evalMetric computes one metric's recommendation with the HPA's formula:
 // desired = ceil(current × ratio), unless the ratio is within tolerance of 1.
-func (p *Policy) evalMetric(m MetricConfig, obs Observation, current int) MetricEvaluation {
+// With capacity, the metric is sized by capacityRecommend instead.
+func (p *Policy) evalMetric(m MetricConfig, obs Observation, current int, capacity bool) MetricEvaluation {
 	typ, target := metricType(m)
 	me := MetricEvaluation{Query: m.Query, Type: typ, Target: target}
 	if obs.Err != nil || math.IsNaN(obs.Value) || math.IsInf(obs.Value, 0) {
@@ -264,11 +273,20 @@ func (p *Policy) evalMetric(m MetricConfig, obs Observation, current int) Metric
 	}
 	v := obs.Value
 	me.Value = &v
-	me.Recommendation, me.Ratio, me.Note = p.recommend(typ, target, v, current, "value")
+	if capacity {
+		me.Ratio = v / (target * float64(max(current, 1)))
+		me.Recommendation, me.Note = p.capacityRecommend(obs, current)
+	} else {
+		me.Recommendation, me.Ratio, me.Note = p.recommend(typ, target, v, current, "value")
+	}
 	if obs.HasForecast {
 		f := max(obs.Forecast, 0)
 		me.Forecast = &f
 		rec, _, note := p.recommend(typ, target, f, current, "forecast")
+		if capacity {
+			rec = int(math.Ceil(f / p.Config.CapacityPerInstance))
+			note = fmt.Sprintf("forecast %.4g / capacity %.4g per instance = %d", f, p.Config.CapacityPerInstance, rec)
+		}
 		me.ForecastRecommendation = rec
 		if rec > me.Recommendation {
 			me.Note = note

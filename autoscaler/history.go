@@ -22,11 +22,11 @@ func (b *Backtest) LoadHistory(ctx context.Context, storage store.Config, query 
 	defer q.Close()
 	engine := store.NewEngine(query, logger, nil)
 	pc := b.Policy
-	step := time.Duration(pc.Interval)
-	start := b.From
-	if pc.Forecast != nil {
-		start = start.Add(-time.Duration(pc.Forecast.Window))
+	step := b.Step
+	if step <= 0 {
+		step = time.Duration(pc.Interval)
 	}
+	start := b.From
 	for _, m := range pc.Metrics {
 		pts, err := RangePoints(ctx, engine, q, m.Query, start, b.To, step)
 		if err != nil {

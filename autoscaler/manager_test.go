@@ -332,3 +332,45 @@ func TestApplyConfigKeepsOldOnError(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 }
+
+// TestCapacitySizingLive: a live policy with capacity_per_instance reads
+// the per-scrape value (rate() read as irate()) and the volatility of its
+// rise from the store. A counter growing at 100/s for an hour that jumps to
+// 300/s for its last 30 s has a one-minute rate near 200 but a per-scrape
+// rate of 300: the policy recommends at least ⌈300 / 10⌉ replicas at once
+// (the HPA's rate policies then take it there in steps), and its
+// explanation names the per-scrape value and the headroom.
+func TestCapacitySizingLive(t *testing.T) {
+	e := newEnv(t)
+	now := time.Now().Truncate(15 * time.Second)
+	start := now.Add(-time.Hour)
+	v := 0.0
+	for at := start; !at.After(now); at = at.Add(15 * time.Second) {
+		rate := 100.0
+		if now.Sub(at) < 30*time.Second {
+			rate = 300
+		}
+		v += rate * 15
+		e.appendSample(t, "req_total", v, at)
+	}
+	h := newHook(t, "hunter2")
+	cfg := acceptanceConfig(t, h.srv.URL, true)
+	p := &cfg.Policies[0]
+	p.Max, p.CapacityPerInstance = 100, 10
+	p.Metrics = []autoscaler.MetricConfig{{Query: "sum(rate(req_total[1m]))", PerInstance: 7}}
+	m := e.manager(t)
+	if err := m.ApplyConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	run(t, m)
+	waitUntil(t, "an evaluation", func() bool { return len(m.Decisions("api", 0)) >= 1 })
+	d := m.Decisions("api", 1)[0]
+	if d.Raw < 30 || d.Raw > 40 || d.Desired != 5 {
+		t.Errorf("recommendation %d, desired %d; want ⌈(300 + headroom) / 10⌉ in [30, 40], and 5 after the rate policies\n%s", d.Raw, d.Desired, d.Explain())
+	}
+	for _, want := range []string{"per-scrape value 300", "headroom", "capacity 10 per instance"} {
+		if !strings.Contains(d.Explain(), want) {
+			t.Errorf("explanation lacks %q:\n%s", want, d.Explain())
+		}
+	}
+}

@@ -23,6 +23,9 @@ type Model struct {
 	Startup        time.Duration
 	MetricWindow   time.Duration
 	ScrapeInterval time.Duration
+	// Observe, when set, is called each second with the ready and the
+	// decided replicas (for tests and plots).
+	Observe func(second, ready, replicas int)
 }
 
 // DefaultModel is the reference model's defaults but for Capacity.
@@ -65,14 +68,20 @@ type DayFigures struct {
 
 // figures accumulates a run's per-second figures: totals, per day, and the
 // utilization distribution (a histogram in steps of 0.001 of the target).
+// Seconds are counted as integers and turned into minutes and hours once,
+// so that the figures are exact.
 type figures struct {
 	run      *ModelRun
 	capacity float64
 	target   float64
+	days     []dayCount
 	hist     []int       // seconds by util×1000, for util < histMax
 	tail     map[int]int // the rest
 	seconds  int
 }
+
+// dayCount is one day's counts in seconds (replica-seconds).
+type dayCount struct{ over, above, replicaSeconds int }
 
 const histMax = 20
 
@@ -84,19 +93,21 @@ func (f *figures) day(t int) *DayFigures {
 	d := t / 86400
 	for len(f.run.Days) <= d {
 		f.run.Days = append(f.run.Days, DayFigures{Day: len(f.run.Days)})
+		f.days = append(f.days, dayCount{})
 	}
 	return &f.run.Days[d]
 }
 
 // second records second t with load l, ready and decided replicas.
 func (f *figures) second(t int, l float64, ready, replicas int) {
-	d := f.day(t)
-	d.ReplicaHours += float64(replicas) / 3600
+	f.day(t)
+	d := &f.days[t/86400]
+	d.replicaSeconds += replicas
 	if l > float64(ready)*f.capacity {
-		d.OverloadedMinutes += 1.0 / 60
+		d.over++
 	}
 	if l > float64(ready)*f.target {
-		d.AboveTargetMinutes += 1.0 / 60
+		d.above++
 	}
 	util := math.Inf(1)
 	if ready > 0 {
@@ -116,11 +127,15 @@ func (f *figures) second(t int, l float64, ready, replicas int) {
 // finish totals the days and takes the 99th percentile.
 func (f *figures) finish() {
 	r := f.run
-	for _, d := range r.Days {
-		r.OverloadedMinutes += d.OverloadedMinutes
-		r.AboveTargetMinutes += d.AboveTargetMinutes
-		r.ReplicaHours += d.ReplicaHours
+	var total dayCount
+	for i, c := range f.days {
+		d := &r.Days[i]
+		d.OverloadedMinutes, d.AboveTargetMinutes, d.ReplicaHours = float64(c.over)/60, float64(c.above)/60, float64(c.replicaSeconds)/3600
+		total.over += c.over
+		total.above += c.above
+		total.replicaSeconds += c.replicaSeconds
 	}
+	r.OverloadedMinutes, r.AboveTargetMinutes, r.ReplicaHours = float64(total.over)/60, float64(total.above)/60, float64(total.replicaSeconds)/3600
 	rank, seen := int(math.Ceil(0.99*float64(f.seconds))), 0
 	for k, n := range f.hist {
 		if seen += n; seen >= rank {
@@ -170,12 +185,22 @@ func SimulateLoad(c PolicyConfig, load []float64, start time.Time, initial int, 
 		sum      float64 // of the last window seconds
 		metric   = math.NaN()
 		samples  []Point
+		// Capacity sizing's per-scrape metric: the mean of the last scrape
+		// interval (what irate() of a counter scraped then reads).
+		fast     = c.FastQuery() != ""
+		fastSum  float64
+		fastPts  []Point
+		headroom = c.headroom()
 	)
 	fig := newFigures(&run, m.Capacity, target)
 	for t, l := range load {
 		sum += l
 		if t >= window {
 			sum -= load[t-window]
+		}
+		fastSum += l
+		if t >= scrape {
+			fastSum -= load[t-scrape]
 		}
 		for len(pending) > 0 && pending[0].readyAt <= t {
 			ready += pending[0].n
@@ -185,9 +210,21 @@ func SimulateLoad(c PolicyConfig, load []float64, start time.Time, initial int, 
 		if t%scrape == 0 && t+1 >= window {
 			metric = sum / float64(window)
 			samples = append(samples, Point{T: now, V: metric})
+			if fast {
+				fastPts = append(fastPts, Point{T: now, V: fastSum / float64(scrape)})
+			}
 		}
 		if t%interval == 0 && !math.IsNaN(metric) {
 			o := Observation{Value: metric}
+			if c.capacitySizing() {
+				vol := samples
+				if fast {
+					last := fastPts[len(fastPts)-1]
+					o.Fast, o.HasFast = last.V, true
+					vol = fastPts
+				}
+				o.Volatility, o.HasVolatility = Volatility(modelWindow(vol, now, time.Duration(headroom.Window)), time.Duration(headroom.Horizon))
+			}
 			if c.Forecast != nil {
 				if f, err := Forecast(*c.Forecast, modelWindow(samples, now, time.Duration(c.Forecast.Window))); err == nil {
 					o.Forecast, o.HasForecast = f, true
@@ -224,6 +261,9 @@ func SimulateLoad(c PolicyConfig, load []float64, start time.Time, initial int, 
 		}
 		run.MaxReplicas = max(run.MaxReplicas, replicas)
 		fig.second(t, l, ready, replicas)
+		if m.Observe != nil {
+			m.Observe(t, ready, replicas)
+		}
 	}
 	fig.finish()
 	return run, nil
@@ -314,19 +354,30 @@ func ReadLoadTrace(r io.Reader) ([]float64, time.Time, error) {
 		return PerSecond(vs, 1), pts[0].T, nil
 	}
 	first, last := pts[0].T, pts[len(pts)-1].T
-	n := int(last.Sub(first)/time.Second) + 1
-	if n > 400*86400 {
+	if last.Sub(first) > 400*24*time.Hour {
 		return nil, time.Time{}, fmt.Errorf("the trace spans %s; at most 400 days replay second by second", last.Sub(first))
 	}
+	return HoldPerSecond(pts, first, last.Add(time.Second)), first, nil
+}
+
+// HoldPerSecond is pts (in time order) as one value per second of [from,
+// to): each point's value holds until the next point; seconds before the
+// first point hold the first value.
+func HoldPerSecond(pts []Point, from, to time.Time) []float64 {
+	n := max(int(to.Sub(from)/time.Second), 0)
 	load := make([]float64, n)
-	for i, p := range pts {
-		end := n
-		if i+1 < len(pts) {
-			end = int(pts[i+1].T.Sub(first) / time.Second)
+	if len(pts) == 0 {
+		return load
+	}
+	j := 0
+	for s := range load {
+		at := from.Add(time.Duration(s) * time.Second)
+		for j+1 < len(pts) && !pts[j+1].T.After(at) {
+			j++
 		}
-		for s := int(p.T.Sub(first) / time.Second); s < end && s < n; s++ {
-			load[s] = p.V
+		if v := pts[j].V; !math.IsNaN(v) && !math.IsInf(v, 0) {
+			load[s] = v
 		}
 	}
-	return load, first, nil
+	return load
 }

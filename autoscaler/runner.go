@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -218,6 +219,9 @@ func (r *runner) observe(ctx context.Context, now time.Time) []Observation {
 	for i, mc := range c.Metrics {
 		v, err := r.m.instant(ctx, mc.Query, now)
 		out[i] = Observation{Value: v, Err: err}
+		if err == nil && i == 0 && c.capacitySizing() {
+			r.observeCapacity(ctx, now, &out[i])
+		}
 		if err != nil || c.Forecast == nil {
 			continue
 		}
@@ -232,6 +236,28 @@ func (r *runner) observe(ctx context.Context, now time.Time) []Observation {
 		}
 	}
 	return out
+}
+
+// observeCapacity adds capacity sizing's per-scrape value and the
+// volatility of its rise (of the metric itself when there is no per-scrape
+// query) to o. A failed query leaves them out: the decision then rests on
+// the metric alone, and the explanation shows no headroom.
+func (r *runner) observeCapacity(ctx context.Context, now time.Time, o *Observation) {
+	c := r.policy.Config
+	q := c.FastQuery()
+	if q != "" {
+		if v, err := r.m.instant(ctx, q, now); err == nil && !math.IsNaN(v) && !math.IsInf(v, 0) {
+			o.Fast, o.HasFast = v, true
+		}
+	} else {
+		q = c.Metrics[0].Query
+	}
+	h := c.headroom()
+	window := time.Duration(h.Window)
+	step := max(r.policy.Interval, window/2000)
+	if pts, err := r.m.rangeQuery(ctx, q, now.Add(-window), now, step); err == nil {
+		o.Volatility, o.HasVolatility = Volatility(pts, time.Duration(h.Horizon))
+	}
 }
 
 func newDecisionID(policy string, t time.Time) string {

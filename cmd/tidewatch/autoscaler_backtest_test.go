@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,19 +79,28 @@ func TestBacktestStoredHistory(t *testing.T) {
 	if code := run([]string{"backtest", "--config", file, "--policy", "web", "--from", from, "--to", to, "--output", "json"}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	var rep autoscaler.BacktestReport
+	var rep modelReport
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("%v: %s", err, out.String())
 	}
-	if rep.PeakLoad != 95 || len(rep.Runs) != 3 || rep.Evaluations != 480 {
+	// Two hours at 15 s steps held second by second; capacity defaults to
+	// per_instance / 0.7.
+	if rep.Seconds != 7200 || len(rep.Runs) != 3 || math.Abs(rep.Capacity-10/0.7) > 1e-9 {
 		t.Fatalf("report: %+v", rep)
 	}
 	pol, hpa, static := rep.Runs[0], rep.Runs[1], rep.Runs[2]
 	if pol.MaxReplicas < 10 || pol.ScaleUps == 0 || pol.ScaleDowns == 0 {
 		t.Errorf("policy run: %+v", pol)
 	}
-	if hpa.MaxReplicas != 10 || static.MinReplicas != 10 || static.ReplicaHours != 20 {
+	// The step to 95 overloads the HPA's 2 replicas (28.6 rps) until the
+	// new ones are ready; the static 10 replicas never are.
+	if hpa.MaxReplicas != 10 || hpa.OverloadedMinutes <= 0 || static.MinReplicas != 10 || static.ReplicaHours != 20 || static.OverloadedMinutes != 0 {
 		t.Errorf("hpa %+v static %+v", hpa, static)
+	}
+
+	// A --to in the future is refused with the reason.
+	if code := run([]string{"backtest", "--config", file, "--policy", "web", "--from", from, "--to", time.Now().Add(time.Hour).Format(time.RFC3339)}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "in the future") {
+		t.Errorf("--to in the future: exit %d: %s", code, errb.String())
 	}
 
 	out.Reset()
@@ -109,24 +119,32 @@ func TestBacktestStoredHistory(t *testing.T) {
 	}
 }
 
-// TestBacktestLoadTrace replays a day of the NASA trace, 60 times faster.
+// TestBacktestLoadTrace replays a day of the NASA trace through the model;
+// --speedup, kept for old scripts, changes nothing.
 func TestBacktestLoadTrace(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "tidewatch.yml")
 	if err := os.WriteFile(file, []byte(backtestPolicy), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	trace, _ := filepath.Abs("../../testdata/autoscaling/nasa-http-1995-first-2-days.csv")
-	var out, errb bytes.Buffer
-	args := []string{"backtest", "--config", file, "--policy", "web", "--load", trace, "--speedup", "60", "--to", "24h", "--output", "json"}
-	if code := run(args, &out, &errb); code != 0 {
-		t.Fatalf("exit %d: %s", code, errb.String())
+	var reps [2]string
+	for i, extra := range [][]string{nil, {"--speedup", "60"}} {
+		var out, errb bytes.Buffer
+		// ×60: requests per minute become as many rps, up to 12 replicas.
+		args := append([]string{"backtest", "--config", file, "--policy", "web", "--load", trace, "--scale", "60", "--to", "24h", "--output", "json"}, extra...)
+		if code := run(args, &out, &errb); code != 0 {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+		reps[i] = out.String()
 	}
-	var rep autoscaler.BacktestReport
-	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+	if reps[0] != reps[1] {
+		t.Errorf("--speedup changed the result:\n%s\n%s", reps[0], reps[1])
+	}
+	var rep modelReport
+	if err := json.Unmarshal([]byte(reps[0]), &rep); err != nil {
 		t.Fatal(err)
 	}
-	// A day at 60× is 24 simulated minutes: 96 evaluations every 15 s.
-	if rep.Evaluations != 96 || rep.Runs[0].ScaleEvents == 0 {
+	if rep.Seconds != 86400 || rep.Runs[0].ScaleEvents == 0 || len(rep.Runs[0].Days) != 1 {
 		t.Errorf("report: %+v", rep)
 	}
 }

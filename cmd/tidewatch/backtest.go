@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -29,56 +27,46 @@ func backtestCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	from := fs.String("from", "", "start: RFC 3339, Unix seconds, or a duration before now (2h); with --load, a duration into the trace (default its start)")
 	to := fs.String("to", "", "end: as --from (default now; with --load, the trace's end)")
 	load := fs.String("load", "", "CSV of a recorded load (time or minute column, value column) to use instead of stored history")
-	speedup := fs.Float64("speedup", 1, "with --load: replay the trace this many times faster")
-	static := fs.Int("static", 0, "replicas of the static baseline (default: enough for the peak load)")
-	output := fs.String("output", "table", "table or json")
-	timeline := fs.Bool("timeline", false, "with --output json: include every scale event")
+	speedup := fs.Float64("speedup", 1, "ignored: the model replays in simulated time, as fast as it can (kept for old scripts)")
+	static := fs.Int("static", 0, "replicas of the static baseline (default: enough for the peak load at the target)")
+	output := fs.String("output", "table", "table, json or csv")
+	timeline := fs.Bool("timeline", false, "include every scale event (json and csv; never truncated)")
 	var mo modelOptions
 	mo.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *policyName == "" || fs.NArg() > 0 || (*output != "table" && *output != "json" && *output != "csv") || (mo.capacity > 0 && *load == "") {
-		fmt.Fprintln(stderr, "usage: tidewatch backtest --config FILE --policy NAME [--from T --to T | --load FILE.csv [--speedup N] | --load FILE.csv --capacity RPS [model flags]] [--output table|json|csv]")
+	if *policyName == "" || fs.NArg() > 0 || (*output != "table" && *output != "json" && *output != "csv") || *speedup <= 0 {
+		fmt.Fprintln(stderr, "usage: tidewatch backtest --config FILE --policy NAME [--from T --to T | --load FILE.csv] [--capacity RPS] [--startup D] [--initial N] [--metric-window D] [--scrape-interval D] [--scale X] [--static N] [--output table|json|csv] [--timeline]")
 		return 2
+	}
+	if *speedup != 1 {
+		fmt.Fprintln(stderr, "backtest: --speedup no longer changes anything: the model replays the load in simulated time")
 	}
 	logger := slog.New(slog.DiscardHandler)
 	cfg, pc, ok := loadPolicy(*configFile, *policyName, logger, stderr)
 	if !ok {
 		return 1
 	}
-	if *load != "" && (mo.capacity > 0 || pc.CapacityPerInstance > 0) {
-		return backtestModel(pc, *load, *from, *to, *static, *output, *timeline, mo, stdout, stderr)
+	if len(pc.Metrics) == 0 || pc.Metrics[0].PerInstance <= 0 {
+		fmt.Fprintf(stderr, "backtest: policy %s: the first metric must be per_instance (it is the load)\n", pc.Name)
+		return 1
 	}
-	if *output == "csv" {
-		fmt.Fprintln(stderr, "backtest: --output csv needs the reference model (--load with --capacity or capacity_per_instance)")
-		return 2
-	}
-	bt := autoscaler.Backtest{Policy: pc, Static: *static, Initial: mo.initial}
-	var err error
+	var (
+		secs  []float64
+		start time.Time
+		err   error
+	)
 	if *load != "" {
-		err = loadTrace(&bt, *load, *speedup, *from, *to)
+		secs, start, err = readModelLoad(*load, *from, *to, mo.scale)
 	} else {
-		err = loadHistory(ctx, &bt, cfg, *from, *to, logger)
+		secs, start, err = storedLoad(ctx, cfg, pc, *from, *to, mo.scale, logger)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "backtest: %v\n", err)
 		return 1
 	}
-	rep, err := bt.Run()
-	if err != nil {
-		fmt.Fprintf(stderr, "backtest: %v\n", err)
-		return 1
-	}
-	if *output == "json" {
-		if err := writeBacktestJSON(stdout, rep, *timeline); err != nil {
-			fmt.Fprintf(stderr, "backtest: %v\n", err)
-			return 1
-		}
-		return 0
-	}
-	rep.Table(stdout)
-	return 0
+	return backtestModel(pc, secs, start, *static, *output, *timeline, mo, stdout, stderr)
 }
 
 // loadPolicy loads the configuration and finds the policy to replay,
@@ -96,68 +84,39 @@ func loadPolicy(file, name string, logger *slog.Logger, stderr io.Writer) (*conf
 	return cfg, pc, ok
 }
 
-// writeBacktestJSON writes rep indented, without the scale-event timelines
-// unless asked for.
-func writeBacktestJSON(w io.Writer, rep *autoscaler.BacktestReport, timeline bool) error {
-	if !timeline {
-		for i := range rep.Runs {
-			rep.Runs[i].Timeline = nil
-		}
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(rep)
-}
-
-// traceEpoch is where a replayed trace starts on the simulated clock (a
-// Monday, so that weekday schedules behave).
-var traceEpoch = time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
-
-func loadTrace(bt *autoscaler.Backtest, file string, speedup float64, from, to string) error {
-	f, err := os.Open(file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	pts, err := autoscaler.ReadLoadCSV(f, traceEpoch, speedup)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", file, err)
-	}
-	offset := func(s string, def time.Time) (time.Time, error) {
-		if s == "" {
-			return def, nil
-		}
-		d, err := parseDuration(s)
-		if err != nil {
-			return time.Time{}, fmt.Errorf("with --load, --from and --to are durations into the trace: %w", err)
-		}
-		return traceEpoch.Add(time.Duration(float64(d) / speedup)), nil
-	}
-	if bt.From, err = offset(from, pts[0].T); err != nil {
-		return err
-	}
-	if bt.To, err = offset(to, pts[len(pts)-1].T.Add(time.Minute/time.Duration(max(speedup, 1)))); err != nil {
-		return err
-	}
-	// Only the first (per_instance) metric has a recorded load; the others
-	// are left empty, which the engine treats as unreadable (never scaling down).
-	bt.Metrics = make([][]autoscaler.Point, len(bt.Policy.Metrics))
-	bt.Metrics[0] = pts
-	return nil
-}
-
-// loadHistory reads the policy's metrics from the configured store
-// between --from and --to (see autoscaler.Backtest.LoadHistory).
-func loadHistory(ctx context.Context, bt *autoscaler.Backtest, cfg *config.Config, from, to string, logger *slog.Logger) error {
+// storedLoad reads the policy's first metric from the configured store
+// between --from and --to at the scrape interval (autoscaler.Backtest.
+// LoadHistory) and holds each value for its step: the load the model
+// replays is what the metric's query returned.
+func storedLoad(ctx context.Context, cfg *config.Config, pc autoscaler.PolicyConfig, from, to string, scale float64, logger *slog.Logger) ([]float64, time.Time, error) {
 	now := time.Now()
+	bt := autoscaler.Backtest{Policy: pc, Step: time.Duration(cfg.Global.ScrapeInterval)}
+	bt.Policy.Metrics = pc.Metrics[:1]
 	var err error
 	if bt.From, err = parseTime(from, now.Add(-time.Hour), now); err != nil {
-		return fmt.Errorf("--from: %w", err)
+		return nil, time.Time{}, fmt.Errorf("--from: %w", err)
 	}
 	if bt.To, err = parseTime(to, now, now); err != nil {
-		return fmt.Errorf("--to: %w", err)
+		return nil, time.Time{}, fmt.Errorf("--to: %w", err)
 	}
-	return bt.LoadHistory(ctx, cfg.Storage, cfg.Query, logger)
+	if !bt.To.After(bt.From) {
+		return nil, time.Time{}, fmt.Errorf("--to (%s) must be after --from (%s)", bt.To.Format(time.RFC3339), bt.From.Format(time.RFC3339))
+	}
+	if bt.To.After(now) {
+		return nil, time.Time{}, fmt.Errorf("--to (%s) is in the future: there is no history after now", bt.To.Format(time.RFC3339))
+	}
+	if err := bt.LoadHistory(ctx, cfg.Storage, cfg.Query, logger); err != nil {
+		return nil, time.Time{}, err
+	}
+	first := bt.Metrics[0][0].T
+	if first.Sub(bt.From) > time.Duration(cfg.Global.ScrapeInterval)*2 {
+		return nil, time.Time{}, fmt.Errorf("--from (%s) is before the stored data, which starts at %s", bt.From.Format(time.RFC3339), first.Format(time.RFC3339))
+	}
+	secs, at, err := bt.Load()
+	for i := range secs {
+		secs[i] *= scale
+	}
+	return secs, at, err
 }
 
 // parseTime reads RFC 3339, Unix seconds, "now", or a duration before now.

@@ -24,7 +24,7 @@ type modelOptions struct {
 }
 
 func (o *modelOptions) flags(fs *flag.FlagSet) {
-	fs.Float64Var(&o.capacity, "capacity", 0, "with --load: rps one replica serves before it is overloaded; turns on the reference model (default: the policy's capacity_per_instance, which also turns it on)")
+	fs.Float64Var(&o.capacity, "capacity", 0, "what one replica serves before it is overloaded, in the first metric's unit (default: the policy's capacity_per_instance, else per_instance / 0.7)")
 	fs.DurationVar(&o.startup, "startup", autoscaler.DefaultModel.Startup, "model: the readiness delay of an added replica")
 	fs.DurationVar(&o.window, "metric-window", autoscaler.DefaultModel.MetricWindow, "model: the window of the mean load the policy sees")
 	fs.DurationVar(&o.every, "scrape-interval", autoscaler.DefaultModel.ScrapeInterval, "model: how often that metric is sampled")
@@ -44,15 +44,10 @@ type modelReport struct {
 	Runs     []autoscaler.ModelRun `json:"runs"`
 }
 
-func backtestModel(pc autoscaler.PolicyConfig, load, from, to string, static int, output string, timeline bool, o modelOptions, stdout, stderr io.Writer) int {
-	if o.capacity <= 0 {
-		o.capacity = pc.CapacityPerInstance
-	}
-	secs, start, err := readModelLoad(load, from, to, o.scale)
-	if err != nil {
-		fmt.Fprintf(stderr, "backtest: %v\n", err)
-		return 1
-	}
+// backtestModel replays secs (one load value per second from start)
+// through the model and writes the report.
+func backtestModel(pc autoscaler.PolicyConfig, secs []float64, start time.Time, static int, output string, timeline bool, o modelOptions, stdout, stderr io.Writer) int {
+	o.capacity = modelCapacity(pc, o.capacity)
 	m := autoscaler.Model{Capacity: o.capacity, Startup: o.startup, MetricWindow: o.window, ScrapeInterval: o.every}
 	runs, err := autoscaler.ModelBacktest(pc, secs, start, o.initial, static, m)
 	if err != nil {
@@ -80,6 +75,18 @@ func backtestModel(pc autoscaler.PolicyConfig, load, from, to string, static int
 	}
 	rep.table(stdout)
 	return 0
+}
+
+// modelCapacity is --capacity, else the policy's capacity_per_instance,
+// else per_instance / 0.7 (the HPA's usual 70 % target).
+func modelCapacity(pc autoscaler.PolicyConfig, flag float64) float64 {
+	switch {
+	case flag > 0:
+		return flag
+	case pc.CapacityPerInstance > 0:
+		return pc.CapacityPerInstance
+	}
+	return pc.Metrics[0].PerInstance / 0.7
 }
 
 // readModelLoad reads the trace second by second and cuts it to [from, to),

@@ -23,7 +23,7 @@ commands:
   check    config FILE                                 validate a configuration file
   check    rules FILE...                               validate Prometheus rule files
   backtest --config FILE --policy NAME --from T --to T replay a scaling policy over history
-           (or --load FILE.csv [--speedup N]) and report its cost
+           (or --load FILE.csv) through the reference model and report its cost
   autoscaler explain POLICY [--url URL]                why a running Tidewatch scaled as it did
   dashboards generate --config FILE --out DIR         write Grafana dashboards and provisioning
   dashboards push --config FILE --grafana-url URL     upsert the dashboards into a Grafana
