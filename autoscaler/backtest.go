@@ -65,20 +65,35 @@ func ReadLoadCSV(r io.Reader, start time.Time, speedup float64) ([]Point, error)
 	if speedup <= 0 {
 		return nil, errors.New("speedup must be positive")
 	}
+	var pts []Point
+	var first time.Time
+	_, err := scanLoadCSV(r, func(at time.Time, v float64, _ int, _ bool) error {
+		if len(pts) == 0 {
+			first = at
+		}
+		pts = append(pts, Point{T: start.Add(time.Duration(float64(at.Sub(first)) / speedup)), V: v})
+		return nil
+	})
+	return pts, err
+}
+
+// scanLoadCSV reads a load CSV (see ReadLoadCSV) row by row, calling fn
+// with each row's time (a minute index counts from the Unix epoch), value,
+// line and whether the time column is a minute index, which it also
+// reports.
+func scanLoadCSV(r io.Reader, fn func(at time.Time, v float64, line int, minutes bool) error) (minutes bool, err error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err != nil {
-		return nil, fmt.Errorf("read csv header: %w", err)
+		return false, fmt.Errorf("read csv header: %w", err)
 	}
 	if len(header) < 2 {
-		return nil, fmt.Errorf("csv header %q: want a time column and a value column", strings.Join(header, ","))
+		return false, fmt.Errorf("csv header %q: want a time column and a value column", strings.Join(header, ","))
 	}
-	minutes := strings.EqualFold(strings.TrimSpace(header[0]), "minute")
-	var pts []Point
-	var first time.Time
-	line := 1
+	minutes = strings.EqualFold(strings.TrimSpace(header[0]), "minute")
+	line, rows := 1, 0
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
@@ -86,10 +101,10 @@ func ReadLoadCSV(r io.Reader, start time.Time, speedup float64) ([]Point, error)
 		}
 		line++
 		if err != nil {
-			return nil, fmt.Errorf("read csv line %d: %w", line, err)
+			return minutes, fmt.Errorf("read csv line %d: %w", line, err)
 		}
 		if len(rec) < 2 {
-			return nil, fmt.Errorf("csv line %d: want 2 columns", line)
+			return minutes, fmt.Errorf("csv line %d: want 2 columns", line)
 		}
 		var at time.Time
 		ts := strings.TrimSpace(rec[0])
@@ -100,21 +115,20 @@ func ReadLoadCSV(r io.Reader, start time.Time, speedup float64) ([]Point, error)
 			at = time.Unix(0, int64(f*1e9))
 		default:
 			if at, err = time.Parse(time.RFC3339, ts); err != nil {
-				return nil, fmt.Errorf("csv line %d: time %q is neither a number nor RFC 3339", line, ts)
+				return minutes, fmt.Errorf("csv line %d: time %q is neither a number nor RFC 3339", line, ts)
 			}
 		}
 		v, err := strconv.ParseFloat(strings.TrimSpace(rec[1]), 64)
 		if err != nil {
-			return nil, fmt.Errorf("csv line %d: value %q: %w", line, rec[1], err)
+			return minutes, fmt.Errorf("csv line %d: value %q: %w", line, rec[1], err)
 		}
-		if len(pts) == 0 {
-			first = at
+		if err := fn(at, v, line, minutes); err != nil {
+			return minutes, err
 		}
-		off := time.Duration(float64(at.Sub(first)) / speedup)
-		pts = append(pts, Point{T: start.Add(off), V: v})
+		rows++
 	}
-	if len(pts) == 0 {
-		return nil, errors.New("csv has no rows")
+	if rows == 0 {
+		return minutes, errors.New("csv has no rows")
 	}
-	return pts, nil
+	return minutes, nil
 }

@@ -2,6 +2,7 @@ package autoscaler
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,5 +41,28 @@ func TestReadLoadCSVSpeedup(t *testing.T) {
 		if _, err := ReadLoadCSV(strings.NewReader(bad), start, 1); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
+	}
+}
+
+// TestReadLoadTrace: a minute trace is value/60 rps for 60 seconds a row;
+// other traces hold each row's value until the next row (NaN is no load)
+// and the last row for its second; rows out of order are refused.
+func TestReadLoadTrace(t *testing.T) {
+	load, start, err := ReadLoadTrace(strings.NewReader("minute,requests\n0,60\n1,120\n"))
+	if err != nil || len(load) != 120 || load[0] != 1 || load[59] != 1 || load[60] != 2 || !start.Equal(time.Unix(0, 0)) {
+		t.Fatalf("minutes: %d seconds, %v…, start %v, %v", len(load), load[:1], start, err)
+	}
+	load, start, err = ReadLoadTrace(strings.NewReader("time,rps\n100,5\n103,NaN\n104,7\n"))
+	if err != nil || !start.Equal(time.Unix(100, 0)) {
+		t.Fatal(start, err)
+	}
+	if want := []float64{5, 5, 5, 0, 7}; !slices.Equal(load, want) {
+		t.Errorf("seconds: %v, want %v", load, want)
+	}
+	if _, _, err := ReadLoadTrace(strings.NewReader("time,rps\n100,5\n90,1\n")); err == nil || !strings.Contains(err.Error(), "line 3") || !strings.Contains(err.Error(), "time order") {
+		t.Errorf("out of order: %v", err)
+	}
+	if _, _, err := ReadLoadTrace(strings.NewReader("time,rps\n")); err == nil || !strings.Contains(err.Error(), "no rows") {
+		t.Errorf("empty: %v", err)
 	}
 }

@@ -170,19 +170,33 @@ func Volatility(points []Point, horizon time.Duration) (float64, bool) {
 // below current stays at current.
 func (p *Policy) capacityRecommend(obs Observation, current int) (int, string) {
 	c := p.Config
-	level, what := obs.Value, fmt.Sprintf("value %.4g", obs.Value)
-	if obs.HasFast && obs.Fast > level {
-		level, what = obs.Fast, fmt.Sprintf("per-scrape value %.4g (value %.4g)", obs.Fast, obs.Value)
+	level, fast := obs.Value, obs.HasFast && obs.Fast > obs.Value
+	if fast {
+		level = obs.Fast
 	}
 	h := c.headroom()
-	extra, hr := 0.0, ""
+	extra := 0.0
 	if obs.HasVolatility && h.Deviations > 0 {
 		extra = h.Deviations * obs.Volatility
-		hr = fmt.Sprintf(" + headroom %.4g (%g × σ %.4g of the %s rise over %s)", extra, h.Deviations, obs.Volatility, time.Duration(h.Horizon), time.Duration(h.Window))
 	}
 	n := max(int(math.Ceil((level+extra)/c.CapacityPerInstance)), 0)
+	keep := n < current && float64(n) >= float64(current)*(1-c.Tolerance)
+	if p.terse {
+		if keep {
+			return current, ""
+		}
+		return n, ""
+	}
+	what := fmt.Sprintf("value %.4g", obs.Value)
+	if fast {
+		what = fmt.Sprintf("per-scrape value %.4g (value %.4g)", obs.Fast, obs.Value)
+	}
+	hr := ""
+	if extra > 0 {
+		hr = fmt.Sprintf(" + headroom %.4g (%g × σ %.4g of the %s rise over %s)", extra, h.Deviations, obs.Volatility, time.Duration(h.Horizon), time.Duration(h.Window))
+	}
 	note := fmt.Sprintf("%s%s / capacity %.4g per instance = %d", what, hr, c.CapacityPerInstance, n)
-	if n < current && float64(n) >= float64(current)*(1-c.Tolerance) {
+	if keep {
 		return current, note + fmt.Sprintf(", within tolerance %.2g of %d", c.Tolerance, current)
 	}
 	return n, note

@@ -243,18 +243,40 @@ func (c *PolicyConfig) UnmarshalYAML(unmarshal func(any) error) error {
 	if err := unmarshal((*plain)(c)); err != nil {
 		return err
 	}
-	// Under capacity sizing, an unset scale-down stabilization is 10m.
-	var set struct {
-		Behavior struct {
-			ScaleDown struct {
-				Stabilization *model.Duration `yaml:"stabilization"`
-			} `yaml:"scale_down"`
-		} `yaml:"behavior"`
-	}
-	if err := unmarshal(&set); err == nil && set.Behavior.ScaleDown.Stabilization == nil && c.capacitySizing() {
+	// Under capacity sizing, an unset scale-down stabilization is 10m. (A
+	// generic map, so that strict decoding accepts the policy's other keys.)
+	var raw map[string]any
+	if err := unmarshal(&raw); err == nil && c.capacitySizing() && !hasKey(raw, "behavior", "scale_down", "stabilization") {
 		c.Behavior.ScaleDown.Stabilization = model.Duration(DefaultCapacityScaleDownStabilization)
 	}
 	return nil
+}
+
+// hasKey reports whether the decoded mapping m has the nested key path.
+func hasKey(m map[string]any, path ...string) bool {
+	for i, k := range path {
+		v, ok := m[k]
+		if !ok {
+			return false
+		}
+		if i == len(path)-1 {
+			return true
+		}
+		switch next := v.(type) {
+		case map[string]any:
+			m = next
+		case map[any]any:
+			m = map[string]any{}
+			for kk, vv := range next {
+				if s, ok := kk.(string); ok {
+					m[s] = vv
+				}
+			}
+		default:
+			return false
+		}
+	}
+	return false
 }
 
 // Validate checks the section, naming each problem by its path

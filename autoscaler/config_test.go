@@ -183,3 +183,30 @@ func TestConfigBackendValuesAsWritten(t *testing.T) {
 		t.Errorf("name %q, headers %v", b.Name, h)
 	}
 }
+
+// TestCapacitySizingDefaults: through the configuration loader, a policy
+// with capacity_per_instance gets scale-down stabilization 10m unless it
+// sets one, and the other policies keep the HPA's 5m.
+func TestCapacitySizingDefaults(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "tidewatch.yml")
+	doc := `autoscaling:
+  backends: [{name: hook, type: webhook, url: "http://127.0.0.1:1/scale"}]
+  policies:
+    - {name: a, target: {backend: hook, name: a}, max: 9, metrics: [{query: 'sum(rate(x[1m]))', per_instance: 7}], capacity_per_instance: 10}
+    - {name: b, target: {backend: hook, name: b}, max: 9, metrics: [{query: 'sum(rate(x[1m]))', per_instance: 7}], capacity_per_instance: 10, behavior: {scale_down: {stabilization: 2m}}}
+    - {name: c, target: {backend: hook, name: c}, max: 9, metrics: [{query: 'sum(rate(x[1m]))', per_instance: 7}]}
+`
+	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(file, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]time.Duration{"a": 10 * time.Minute, "b": 2 * time.Minute, "c": 5 * time.Minute} {
+		p, _ := cfg.Autoscaling.Policy(name)
+		if got := time.Duration(p.Behavior.ScaleDown.Stabilization); got != want {
+			t.Errorf("policy %s: scale-down stabilization %s, want %s", name, got, want)
+		}
+	}
+}

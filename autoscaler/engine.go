@@ -18,6 +18,17 @@ type Policy struct {
 	Config   PolicyConfig
 	Interval time.Duration
 	schedule []schedule
+	// terse skips the explanation (Steps and notes): the model replays
+	// millions of evaluations and explains only those that scale.
+	terse bool
+}
+
+// sprintf formats an explanation, unless the policy is terse.
+func (p *Policy) sprintf(format string, args ...any) string {
+	if p.terse {
+		return ""
+	}
+	return fmt.Sprintf(format, args...)
 }
 
 type schedule struct {
@@ -65,6 +76,14 @@ func (s *State) RecordScale(t time.Time, from, to int) {
 	case to < from:
 		s.down = append(s.down, timedValue{t, from - to})
 	}
+}
+
+// copyFrom makes s a copy of o, reusing s's storage.
+func (s *State) copyFrom(o *State) {
+	s.recs = append(s.recs[:0], o.recs...)
+	s.up = append(s.up[:0], o.up...)
+	s.down = append(s.down[:0], o.down...)
+	s.maxAge = o.maxAge
 }
 
 // Observation is one metric's reading at evaluation time.
@@ -145,7 +164,11 @@ func (e *Evaluation) Reason() string {
 func (p *Policy) Decide(st *State, in Input) Evaluation {
 	c := p.Config
 	ev := Evaluation{Time: in.Now, Current: in.Current, Max: c.Max}
-	steps := func(format string, args ...any) { ev.Steps = append(ev.Steps, fmt.Sprintf(format, args...)) }
+	steps := func(format string, args ...any) {
+		if !p.terse {
+			ev.Steps = append(ev.Steps, fmt.Sprintf(format, args...))
+		}
+	}
 
 	ev.Floor, ev.Schedule = p.floor(in.Now)
 	current := in.Current
@@ -170,7 +193,7 @@ func (p *Policy) Decide(st *State, in Input) Evaluation {
 			rec = me.ForecastRecommendation
 		}
 		if rec > raw {
-			raw, rawFrom = rec, fmt.Sprintf("metric %d (%s)", i, me.Note)
+			raw, rawFrom = rec, p.sprintf("metric %d (%s)", i, me.Note)
 			ev.ForecastDriven = me.Forecast != nil && me.ForecastRecommendation > me.Recommendation
 		}
 	}
@@ -265,9 +288,9 @@ func (p *Policy) evalMetric(m MetricConfig, obs Observation, current int, capaci
 		me.Recommendation = current
 		if fb := p.Config.OnMetricError.Fallback; fb > 0 {
 			me.Recommendation = max(fb, current)
-			me.Note = fmt.Sprintf("unreadable, fallback %d (never below current %d)", fb, current)
+			me.Note = p.sprintf("unreadable, fallback %d (never below current %d)", fb, current)
 		} else {
-			me.Note = fmt.Sprintf("unreadable, hold at %d", current)
+			me.Note = p.sprintf("unreadable, hold at %d", current)
 		}
 		return me
 	}
@@ -285,7 +308,7 @@ func (p *Policy) evalMetric(m MetricConfig, obs Observation, current int, capaci
 		rec, _, note := p.recommend(typ, target, f, current, "forecast")
 		if capacity {
 			rec = int(math.Ceil(f / p.Config.CapacityPerInstance))
-			note = fmt.Sprintf("forecast %.4g / capacity %.4g per instance = %d", f, p.Config.CapacityPerInstance, rec)
+			note = p.sprintf("forecast %.4g / capacity %.4g per instance = %d", f, p.Config.CapacityPerInstance, rec)
 		}
 		me.ForecastRecommendation = rec
 		if rec > me.Recommendation {
@@ -300,22 +323,22 @@ func (p *Policy) recommend(typ string, target, v float64, current int, what stri
 	if typ == "per_instance" {
 		if current <= 0 {
 			n := int(math.Ceil(v / target))
-			return n, math.Inf(1), fmt.Sprintf("%s %.4g / %.4g per instance = %d", what, v, target, n)
+			return n, math.Inf(1), p.sprintf("%s %.4g / %.4g per instance = %d", what, v, target, n)
 		}
 		ratio := v / (target * float64(current))
 		if math.Abs(1-ratio) <= tol {
-			return current, ratio, fmt.Sprintf("%s %.4g is %.4g per instance, within tolerance %.2g of %.4g", what, v, v/float64(current), tol, target)
+			return current, ratio, p.sprintf("%s %.4g is %.4g per instance, within tolerance %.2g of %.4g", what, v, v/float64(current), tol, target)
 		}
 		n := int(math.Ceil(v / target))
-		return n, ratio, fmt.Sprintf("%s %.4g / %.4g per instance = %d", what, v, target, n)
+		return n, ratio, p.sprintf("%s %.4g / %.4g per instance = %d", what, v, target, n)
 	}
 	ratio := v / target
 	base := max(current, 1)
 	if math.Abs(1-ratio) <= tol {
-		return current, ratio, fmt.Sprintf("%s utilization %.4g within tolerance %.2g of %.4g", what, v, tol, target)
+		return current, ratio, p.sprintf("%s utilization %.4g within tolerance %.2g of %.4g", what, v, tol, target)
 	}
 	n := int(math.Ceil(ratio * float64(base)))
-	return n, ratio, fmt.Sprintf("%s utilization %.4g / target %.4g × %d = %d", what, v, target, base, n)
+	return n, ratio, p.sprintf("%s utilization %.4g / target %.4g × %d = %d", what, v, target, base, n)
 }
 
 // floor returns min raised by the schedules active at t, and their names.
@@ -340,11 +363,12 @@ func (s schedule) activeAt(t time.Time) bool {
 // stabilize applies the HPA's stabilization and records raw.
 func (s *State) stabilize(now time.Time, current, raw int, upWindow, downWindow time.Duration) int {
 	up, down := raw, raw
+	upFrom, downFrom := now.Add(-upWindow), now.Add(-downWindow)
 	for _, r := range s.recs {
-		if r.t.After(now.Add(-upWindow)) {
+		if r.t.After(upFrom) {
 			up = min(up, r.v)
 		}
-		if r.t.After(now.Add(-downWindow)) {
+		if r.t.After(downFrom) {
 			down = max(down, r.v)
 		}
 	}
@@ -356,15 +380,15 @@ func (s *State) stabilize(now time.Time, current, raw int, upWindow, downWindow 
 		res = down
 	}
 	s.recs = append(s.recs, timedValue{now, raw})
-	keep := max(upWindow, downWindow)
-	s.recs = slices.DeleteFunc(s.recs, func(r timedValue) bool { return !r.t.After(now.Add(-keep)) })
+	keep := now.Add(-max(upWindow, downWindow))
+	s.recs = slices.DeleteFunc(s.recs, func(r timedValue) bool { return !r.t.After(keep) })
 	return res
 }
 
 func changeIn(events []timedValue, now time.Time, period time.Duration) int {
-	n := 0
+	n, from := 0, now.Add(-period)
 	for _, e := range events {
-		if e.t.After(now.Add(-period)) {
+		if e.t.After(from) {
 			n += e.v
 		}
 	}
@@ -377,7 +401,8 @@ func (s *State) prune(now time.Time, up, down ScalingRules) {
 	for _, r := range append(slices.Clone(up.Policies), down.Policies...) {
 		longest = max(longest, time.Duration(r.Period))
 	}
-	old := func(e timedValue) bool { return !e.t.After(now.Add(-longest)) }
+	cutoff := now.Add(-longest)
+	old := func(e timedValue) bool { return !e.t.After(cutoff) }
 	s.up = slices.DeleteFunc(s.up, old)
 	s.down = slices.DeleteFunc(s.down, old)
 }

@@ -8,7 +8,7 @@ import (
 	"maps"
 	"math"
 	"slices"
-	"strings"
+	"sort"
 	"time"
 )
 
@@ -169,6 +169,11 @@ func SimulateLoad(c PolicyConfig, load []float64, start time.Time, initial int, 
 	if err != nil {
 		return ModelRun{}, err
 	}
+	// Evaluations run terse; one that scales is replayed, from a copy of the
+	// state before it, by the explaining policy for its reason.
+	terse := *p
+	terse.terse = true
+	var before State
 	window := max(int(m.MetricWindow/time.Second), 1)
 	scrape := max(int(m.ScrapeInterval/time.Second), 1)
 	interval := max(int(p.Interval/time.Second), 1)
@@ -230,8 +235,13 @@ func SimulateLoad(c PolicyConfig, load []float64, start time.Time, initial int, 
 					o.Forecast, o.HasForecast = f, true
 				}
 			}
-			ev := p.Decide(&st, Input{Now: now, Current: replicas, Metrics: []Observation{o}})
+			in := Input{Now: now, Current: replicas, Metrics: []Observation{o}}
+			before.copyFrom(&st)
+			ev := terse.Decide(&st, in)
 			if want := ev.Desired; want != replicas {
+				if ev = p.Decide(&before, in); ev.Desired != want {
+					return ModelRun{}, fmt.Errorf("model: at %s the explained decision (%d) differs from the terse one (%d)", now, ev.Desired, want)
+				}
 				run.ScaleEvents++
 				fig.day(t).ScaleEvents++
 				if want > replicas {
@@ -272,10 +282,8 @@ func SimulateLoad(c PolicyConfig, load []float64, start time.Time, initial int, 
 // modelWindow is the samples in (t-w, t]; samples are in time order and the
 // last one is at t.
 func modelWindow(samples []Point, t time.Time, w time.Duration) []Point {
-	i := len(samples)
-	for i > 0 && samples[i-1].T.After(t.Add(-w)) {
-		i--
-	}
+	from := t.Add(-w)
+	i := sort.Search(len(samples), func(i int) bool { return samples[i].T.After(from) })
 	return samples[i:]
 }
 
@@ -336,28 +344,58 @@ func ModelBacktest(c PolicyConfig, load []float64, start time.Time, initial, sta
 // ReadLoadTrace reads a recorded load as ReadLoadCSV does and turns it into
 // one value per second: a trace with a "minute" column holds requests per
 // minute, replayed as value/60 rps for each of the minute's 60 seconds;
-// otherwise each row's value (rps) holds until the next row's time. It
-// returns the load and the time of its first second.
+// otherwise each row's value (rps) holds until the next row's time (a NaN
+// is no load), and the last row for one second. Rows must be in time
+// order. It returns the load and the time of its first second. The rows
+// are read one at a time into the load, so a per-second trace costs its
+// 8 bytes a second and no more.
 func ReadLoadTrace(r io.Reader) ([]float64, time.Time, error) {
-	br := bufio.NewReader(r)
-	head, _ := br.Peek(16)
-	perMinute := strings.HasPrefix(strings.ToLower(strings.TrimSpace(string(head))), "minute")
-	pts, err := ReadLoadCSV(br, time.Unix(0, 0), 1)
+	const maxSeconds = 400 * 86400
+	var (
+		load         []float64
+		first, prevT time.Time
+		prevV        float64
+		rows         int
+	)
+	minuteTrace, err := scanLoadCSV(bufio.NewReader(r), func(at time.Time, v float64, line int, minutes bool) error {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			v = 0
+		}
+		rows++
+		if minutes {
+			if rows == 1 {
+				first = at
+			}
+			if len(load) >= maxSeconds {
+				return fmt.Errorf("csv line %d: the trace lasts more than 400 days; at most 400 days replay second by second", line)
+			}
+			for range 60 {
+				load = append(load, v/60)
+			}
+			return nil
+		}
+		switch {
+		case rows == 1:
+			first = at
+		case at.Before(prevT):
+			return fmt.Errorf("csv line %d: %s is before the row above (%s): rows must be in time order", line, at.Format(time.RFC3339), prevT.Format(time.RFC3339))
+		case at.Sub(first) > maxSeconds*time.Second:
+			return fmt.Errorf("csv line %d: the trace spans more than 400 days; at most 400 days replay second by second", line)
+		default:
+			for end := int(at.Sub(first) / time.Second); len(load) < end; {
+				load = append(load, prevV)
+			}
+		}
+		prevT, prevV = at, v
+		return nil
+	})
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	if perMinute {
-		vs := make([]float64, len(pts))
-		for i, p := range pts {
-			vs[i] = p.V
-		}
-		return PerSecond(vs, 1), pts[0].T, nil
+	if !minuteTrace {
+		load = append(load, prevV) // the last row holds for its second
 	}
-	first, last := pts[0].T, pts[len(pts)-1].T
-	if last.Sub(first) > 400*24*time.Hour {
-		return nil, time.Time{}, fmt.Errorf("the trace spans %s; at most 400 days replay second by second", last.Sub(first))
-	}
-	return HoldPerSecond(pts, first, last.Add(time.Second)), first, nil
+	return load, first, nil
 }
 
 // HoldPerSecond is pts (in time order) as one value per second of [from,

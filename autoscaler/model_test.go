@@ -135,7 +135,7 @@ func capacityPolicy(t testing.TB, perInstance, capacity float64) autoscaler.Poli
 	var pc autoscaler.PolicyConfig
 	doc := fmt.Sprintf(`{name: web, target: {backend: b, name: web}, min: 1, max: 100000,
   metrics: [{query: 'sum(rate(http_requests_total[1m]))', per_instance: %g}], capacity_per_instance: %g}`, perInstance, capacity)
-	if err := yaml.Unmarshal([]byte(doc), &pc); err != nil {
+	if err := yaml.UnmarshalStrict([]byte(doc), &pc); err != nil {
 		t.Fatal(err)
 	}
 	return pc
@@ -274,6 +274,21 @@ func TestNoScaleDownOnMissingMetric(t *testing.T) {
 				st.RecordScale(now, cur, ev.Desired)
 				cur = ev.Desired
 			}
+		}
+	}
+}
+
+// BenchmarkSimulateLoad7DaysCapacity is one candidate of `tidewatch tune`:
+// the default capacity-sized policy over 7 days of per-second load.
+func BenchmarkSimulateLoad7DaysCapacity(b *testing.B) {
+	load := autoscaler.PerSecond(readPerMinute(b, publicTrace, 7), 100)
+	pc := capacityPolicy(b, 7, 10)
+	m := autoscaler.DefaultModel
+	m.Capacity = 10
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := autoscaler.SimulateLoad(pc, load, time.Unix(0, 0), 1, m); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

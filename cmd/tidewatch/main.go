@@ -24,6 +24,8 @@ commands:
   check    rules FILE...                               validate Prometheus rule files
   backtest --config FILE --policy NAME --from T --to T replay a scaling policy over history
            (or --load FILE.csv) through the reference model and report its cost
+  tune     --config FILE --policy NAME (--load FILE.csv | --from T --to T)
+           search the policy's parameters by backtest: Pareto front and a YAML snippet
   autoscaler explain POLICY [--url URL]                why a running Tidewatch scaled as it did
   dashboards generate --config FILE --out DIR         write Grafana dashboards and provisioning
   dashboards push --config FILE --grafana-url URL     upsert the dashboards into a Grafana
@@ -54,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return checkCommand(args[1:], stdout, stderr)
 	case "backtest":
 		return backtestCommand(context.Background(), args[1:], stdout, stderr)
+	case "tune":
+		return tuneCommand(context.Background(), args[1:], stdout, stderr)
 	case "autoscaler":
 		return autoscalerCommand(context.Background(), args[1:], stdout, stderr)
 	case "dashboards":
