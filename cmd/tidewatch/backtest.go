@@ -43,30 +43,41 @@ func backtestCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	if *speedup != 1 {
 		fmt.Fprintln(stderr, "backtest: --speedup no longer changes anything: the model replays the load in simulated time")
 	}
-	logger := slog.New(slog.DiscardHandler)
-	cfg, pc, ok := loadPolicy(*configFile, *policyName, logger, stderr)
+	pc, secs, start, ok := loadModelInput(ctx, "backtest", *configFile, *policyName, *load, *from, *to, mo.scale, stderr)
 	if !ok {
 		return 1
 	}
+	return backtestModel(pc, secs, start, *static, *output, *timeline, mo, stdout, stderr)
+}
+
+// loadModelInput loads the configuration, finds the policy and reads the
+// load the model replays (--load, or the first metric's stored history),
+// reporting what is wrong on stderr as cmd.
+func loadModelInput(ctx context.Context, cmd, configFile, policy, load, from, to string, scale float64, stderr io.Writer) (autoscaler.PolicyConfig, []float64, time.Time, bool) {
+	logger := slog.New(slog.DiscardHandler)
+	cfg, pc, ok := loadPolicy(configFile, policy, logger, stderr)
+	if !ok {
+		return pc, nil, time.Time{}, false
+	}
 	if len(pc.Metrics) == 0 || pc.Metrics[0].PerInstance <= 0 {
-		fmt.Fprintf(stderr, "backtest: policy %s: the first metric must be per_instance (it is the load)\n", pc.Name)
-		return 1
+		fmt.Fprintf(stderr, "%s: policy %s: the first metric must be per_instance (it is the load)\n", cmd, pc.Name)
+		return pc, nil, time.Time{}, false
 	}
 	var (
 		secs  []float64
 		start time.Time
 		err   error
 	)
-	if *load != "" {
-		secs, start, err = readModelLoad(*load, *from, *to, mo.scale)
+	if load != "" {
+		secs, start, err = readModelLoad(load, from, to, scale)
 	} else {
-		secs, start, err = storedLoad(ctx, cfg, pc, *from, *to, mo.scale, logger)
+		secs, start, err = storedLoad(ctx, cfg, pc, from, to, scale, logger)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "backtest: %v\n", err)
-		return 1
+		fmt.Fprintf(stderr, "%s: %v\n", cmd, err)
+		return pc, nil, time.Time{}, false
 	}
-	return backtestModel(pc, secs, start, *static, *output, *timeline, mo, stdout, stderr)
+	return pc, secs, start, true
 }
 
 // loadPolicy loads the configuration and finds the policy to replay,

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"time"
 
 	"github.com/tidewatch/tidewatch/autoscaler"
@@ -37,27 +36,8 @@ func tuneCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "usage: tidewatch tune --config FILE --policy NAME (--load FILE.csv | --from T --to T) [--capacity RPS] [--startup D] [--max-overloaded-minutes X] [--budget 60s] [--candidates N] [--seed N] [--output table|json]")
 		return 2
 	}
-	logger := slog.New(slog.DiscardHandler)
-	cfg, pc, ok := loadPolicy(*configFile, *policyName, logger, stderr)
+	pc, secs, start, ok := loadModelInput(ctx, "tune", *configFile, *policyName, *load, *from, *to, mo.scale, stderr)
 	if !ok {
-		return 1
-	}
-	if len(pc.Metrics) == 0 || pc.Metrics[0].PerInstance <= 0 {
-		fmt.Fprintf(stderr, "tune: policy %s: the first metric must be per_instance (it is the load)\n", pc.Name)
-		return 1
-	}
-	var (
-		secs  []float64
-		start time.Time
-		err   error
-	)
-	if *load != "" {
-		secs, start, err = readModelLoad(*load, *from, *to, mo.scale)
-	} else {
-		secs, start, err = storedLoad(ctx, cfg, pc, *from, *to, mo.scale, logger)
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "tune: %v\n", err)
 		return 1
 	}
 	m := autoscaler.Model{Capacity: modelCapacity(pc, mo.capacity), Startup: mo.startup, MetricWindow: mo.window, ScrapeInterval: mo.every}
