@@ -49,7 +49,7 @@ func TestBacktestStoredHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now().Add(-2 * time.Hour).Truncate(time.Minute)
+	start := time.Now().Add(-3 * time.Hour).Truncate(time.Minute) // the data ends an hour ago
 	app := db.AppenderV2(context.Background())
 	ls := labels.FromStrings("__name__", "web_load", "instance", "a")
 	for i := range 2 * 60 * 4 {
@@ -98,6 +98,15 @@ func TestBacktestStoredHistory(t *testing.T) {
 		t.Errorf("hpa %+v static %+v", hpa, static)
 	}
 
+	// Bounds outside the stored data are refused with the reason.
+	if code := run([]string{"backtest", "--config", file, "--policy", "web", "--from", start.Add(-time.Hour).Format(time.RFC3339), "--to", to}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "before the stored data") {
+		t.Errorf("--from before the data: exit %d: %s", code, errb.String())
+	}
+	errb.Reset()
+	if code := run([]string{"backtest", "--config", file, "--policy", "web", "--from", from, "--to", time.Now().Format(time.RFC3339)}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "after the stored data") {
+		t.Errorf("--to after the data: exit %d: %s", code, errb.String())
+	}
+	errb.Reset()
 	// A --to in the future is refused with the reason.
 	if code := run([]string{"backtest", "--config", file, "--policy", "web", "--from", from, "--to", time.Now().Add(time.Hour).Format(time.RFC3339)}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "in the future") {
 		t.Errorf("--to in the future: exit %d: %s", code, errb.String())

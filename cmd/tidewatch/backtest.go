@@ -119,9 +119,12 @@ func storedLoad(ctx context.Context, cfg *config.Config, pc autoscaler.PolicyCon
 	if err := bt.LoadHistory(ctx, cfg.Storage, cfg.Query, logger); err != nil {
 		return nil, time.Time{}, err
 	}
-	first := bt.Metrics[0][0].T
-	if first.Sub(bt.From) > time.Duration(cfg.Global.ScrapeInterval)*2 {
+	pts, slack := bt.Metrics[0], 2*time.Duration(cfg.Global.ScrapeInterval)
+	if first := pts[0].T; first.Sub(bt.From) > slack {
 		return nil, time.Time{}, fmt.Errorf("--from (%s) is before the stored data, which starts at %s", bt.From.Format(time.RFC3339), first.Format(time.RFC3339))
+	}
+	if last := pts[len(pts)-1].T; bt.To.Sub(last) > slack {
+		return nil, time.Time{}, fmt.Errorf("--to (%s) is after the stored data, which ends at %s", bt.To.Format(time.RFC3339), last.Format(time.RFC3339))
 	}
 	secs, at, err := bt.Load()
 	for i := range secs {
