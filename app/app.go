@@ -31,6 +31,7 @@ import (
 
 	"github.com/tidewatch/tidewatch/alerting"
 	"github.com/tidewatch/tidewatch/autoscaler"
+	"github.com/tidewatch/tidewatch/autoscaler/analysis"
 	"github.com/tidewatch/tidewatch/collector"
 	"github.com/tidewatch/tidewatch/collector/probe"
 	"github.com/tidewatch/tidewatch/collector/receive"
@@ -244,9 +245,15 @@ func (a *App) webOptions(cfg *config.Config, reg *prometheus.Registry, engine *p
 	if err != nil {
 		return web.Options{}, err
 	}
+	limited := store.NewLimitedEngine(engine, cfg.Query.WithDefaults())
+	capacity := analysis.NewService(analysis.Source{Engine: limited, Queryable: st}, func() analysis.Input {
+		a.mtx.Lock()
+		defer a.mtx.Unlock()
+		return a.cfg.AnalysisInput()
+	}, a.logger)
 	statusUI, err := ui.New(ui.Options{
-		Logger: a.logger, Engine: store.NewLimitedEngine(engine, cfg.Query.WithDefaults()), Queryable: st, Targets: a.collector.Targets(),
-		Probes: a.probes, Rules: a.alerting.Rules(), Autoscaler: a.autoscaler,
+		Logger: a.logger, Engine: limited, Queryable: st, Targets: a.collector.Targets(),
+		Probes: a.probes, Rules: a.alerting.Rules(), Autoscaler: a.autoscaler, Analysis: capacity,
 	})
 	if err != nil {
 		return web.Options{}, err
@@ -258,7 +265,7 @@ func (a *App) webOptions(cfg *config.Config, reg *prometheus.Registry, engine *p
 		LookbackDelta: time.Duration(cfg.Query.LookbackDelta), QueryTimeout: time.Duration(cfg.Query.Timeout),
 		Reload: a.Reload, ReloadStatus: a.reloadStatus, Ready: a.readiness,
 		Rules: a.alerting.Rules(), Alertmanagers: a.alerting.Alertmanagers(),
-		Routes: []func(gin.IRouter){rw.Routes, a.alerting.Routes, a.probes.Routes, a.autoscaler.Routes, statusUI.Routes},
+		Routes: []func(gin.IRouter){rw.Routes, a.alerting.Routes, a.probes.Routes, a.autoscaler.Routes, capacity.Routes, statusUI.Routes},
 	}
 	if eq, ok := st.(storage.ExemplarQueryable); ok {
 		wo.Exemplars = eq

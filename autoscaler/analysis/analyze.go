@@ -303,8 +303,17 @@ func (a *analyzer) findHistogram(ctx context.Context, job string) (string, error
 	}
 }
 
-// matrix runs a range query over the analysis span.
-func (a *analyzer) matrix(ctx context.Context, expr string) (promql.Matrix, error) {
+// series is one stored series: its labels without the name, and its
+// points by time (Unix milliseconds).
+type series struct {
+	key    string
+	points map[int64]float64
+	times  []int64
+}
+
+// matrix runs a range query over the analysis span. The result is copied
+// out before the query is closed: the engine reuses its points.
+func (a *analyzer) matrix(ctx context.Context, expr string) ([]series, error) {
 	qry, err := a.src.Engine.NewRangeQuery(ctx, a.src.Queryable, nil, expr, a.from, a.to, a.cfg.step())
 	if err != nil {
 		return nil, err
@@ -318,31 +327,31 @@ func (a *analyzer) matrix(ctx context.Context, expr string) (promql.Matrix, erro
 	if !ok {
 		return nil, fmt.Errorf("not a range of series: %T", res.Value)
 	}
-	return m, nil
-}
-
-// seriesKey is a series' labels without its name.
-func seriesKey(l labels.Labels) string {
-	return labels.NewBuilder(l).Del(labels.MetricName).Labels().String()
+	out := make([]series, 0, len(m))
+	for _, s := range m {
+		c := series{key: labels.NewBuilder(s.Metric).Del(labels.MetricName).Labels().String(), points: make(map[int64]float64, len(s.Floats))}
+		for _, p := range s.Floats {
+			c.points[p.T] = p.F
+			c.times = append(c.times, p.T)
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // join pairs each load sample with the other query's sample of the same
 // series and time.
-func join(load, other promql.Matrix) []Sample {
+func join(load, other []series) []Sample {
 	byKey := map[string]map[int64]float64{}
 	for _, s := range other {
-		m := map[int64]float64{}
-		for _, p := range s.Floats {
-			m[p.T] = p.F
-		}
-		byKey[seriesKey(s.Metric)] = m
+		byKey[s.key] = s.points
 	}
 	var out []Sample
 	for _, s := range load {
-		m := byKey[seriesKey(s.Metric)]
-		for _, p := range s.Floats {
-			if v, ok := m[p.T]; ok {
-				out = append(out, Sample{Load: p.F, Latency: v})
+		m := byKey[s.key]
+		for _, t := range s.times {
+			if v, ok := m[t]; ok {
+				out = append(out, Sample{Load: s.points[t], Latency: v})
 			}
 		}
 	}
@@ -362,20 +371,18 @@ func thin(s []Sample, n int) []Sample {
 }
 
 // series sums the load over instances on the step grid, with the up count.
-func (a *analyzer) series(load, instances promql.Matrix) Series {
+func (a *analyzer) series(load, instances []series) Series {
 	sum := map[int64]float64{}
 	for _, s := range load {
-		for _, p := range s.Floats {
-			if !math.IsNaN(p.F) {
-				sum[p.T] += p.F
+		for t, v := range s.points {
+			if !math.IsNaN(v) {
+				sum[t] += v
 			}
 		}
 	}
 	up := map[int64]float64{}
 	for _, s := range instances {
-		for _, p := range s.Floats {
-			up[p.T] = p.F
-		}
+		maps.Copy(up, s.points)
 	}
 	var s Series
 	for _, t := range slices.Sorted(maps.Keys(sum)) {

@@ -1,8 +1,9 @@
 // Command tidewatch is Tidewatch's single binary: the service (serve), the
-// demo, the configuration and rule checker (check), the policy backtest, the
-// autoscaler client, the Grafana dashboards generator and build information
-// (version). It parses flags and wires packages together; the process itself
-// is assembled by package app.
+// demo, the configuration and rule checker (check), the policy backtest,
+// capacity analytics (analyze), the autoscaler client, the Grafana
+// dashboards generator and build information (version). It parses flags
+// and wires packages together; the process itself is assembled by package
+// app.
 package main
 
 import (
@@ -26,6 +27,8 @@ commands:
            (or --load FILE.csv) through the reference model and report its cost
   tune     --config FILE --policy NAME (--load FILE.csv | --from T --to T)
            search the policy's parameters by backtest: Pareto front and a YAML snippet
+  analyze  --config FILE [--from T --to T]            capacity per instance, recommended settings
+           [--output table|json|html]                  and their cost, from stored history
   autoscaler explain POLICY [--url URL]                why a running Tidewatch scaled as it did
   dashboards generate --config FILE --out DIR         write Grafana dashboards and provisioning
   dashboards push --config FILE --grafana-url URL     upsert the dashboards into a Grafana
@@ -58,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return backtestCommand(context.Background(), args[1:], stdout, stderr)
 	case "tune":
 		return tuneCommand(context.Background(), args[1:], stdout, stderr)
+	case "analyze":
+		return analyzeCommand(context.Background(), args[1:], stdout, stderr)
 	case "autoscaler":
 		return autoscalerCommand(context.Background(), args[1:], stdout, stderr)
 	case "dashboards":

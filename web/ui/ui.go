@@ -1,12 +1,13 @@
 // Package ui is Tidewatch's built-in status UI: server-rendered HTML pages
-// for scrape targets, probes, alerts, rules, the autoscaler and ad-hoc
-// PromQL queries. Templates and the stylesheet are embedded with go:embed;
-// charts are inline SVG drawn on the server, so there is no front-end build
-// step and the pages work without JavaScript.
+// for scrape targets, probes, alerts, rules, the autoscaler, capacity
+// analysis and ad-hoc PromQL queries. Templates and the stylesheet are
+// embedded with go:embed; charts are inline SVG drawn on the server, so
+// there is no front-end build step and the pages work without JavaScript.
 package ui
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	apiv1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/tidewatch/tidewatch/autoscaler"
+	"github.com/tidewatch/tidewatch/autoscaler/analysis"
 	"github.com/tidewatch/tidewatch/collector/probe"
 )
 
@@ -44,9 +46,16 @@ type Autoscaler interface {
 	Decisions(policy string, limit int) []autoscaler.Decision
 }
 
+// Analysis is what the analysis page needs from capacity analytics.
+type Analysis interface {
+	Span(from, to string) (time.Time, time.Time, error)
+	Analyze(ctx context.Context, from, to time.Time) (*analysis.Report, error)
+}
+
 var (
 	_ Probes     = (*probe.Manager)(nil)
 	_ Autoscaler = (*autoscaler.Manager)(nil)
+	_ Analysis   = (*analysis.Service)(nil)
 )
 
 // Options are the UI's data sources. Engine and Queryable are required;
@@ -59,6 +68,7 @@ type Options struct {
 	Probes     Probes
 	Rules      apiv1.RulesRetriever
 	Autoscaler Autoscaler
+	Analysis   Analysis
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -71,7 +81,7 @@ type UI struct {
 }
 
 // Pages are the UI's paths, in navigation order.
-var Pages = []string{"/graph", "/targets", "/probes", "/alerts", "/rules", "/autoscaler"}
+var Pages = []string{"/graph", "/targets", "/probes", "/alerts", "/rules", "/autoscaler", "/analysis"}
 
 // New parses the templates; it starts nothing.
 func New(o Options) (*UI, error) {
@@ -89,7 +99,7 @@ func New(o Options) (*UI, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse layout: %w", err)
 	}
-	for _, p := range []string{"graph", "targets", "probes", "alerts", "rules", "autoscaler"} {
+	for _, p := range []string{"graph", "targets", "probes", "alerts", "rules", "autoscaler", "analysis"} {
 		t, err := template.Must(base.Clone()).ParseFS(files, "templates/"+p+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parse %s page: %w", p, err)
@@ -108,6 +118,7 @@ func (u *UI) Routes(r gin.IRouter) {
 	r.GET("/alerts", u.alerts)
 	r.GET("/rules", u.rules)
 	r.GET("/autoscaler", u.autoscaler)
+	r.GET("/analysis", u.analysis)
 	r.GET("/ui/style.css", func(c *gin.Context) {
 		b, _ := files.ReadFile("templates/style.css")
 		c.Header("Cache-Control", "max-age=300")
